@@ -1,0 +1,85 @@
+"""qtn: quantum-classical tensor network machine learning.
+
+The pipeline, one subpackage per stage::
+
+    data -> features -> models -> training -> compilation -> simulation -> export -> execution
+
+Today ``qtn.data`` and ``qtn.features`` exist; see the README for what works.
+
+Public names are resolved lazily on first use, so ``import qtn`` does no work
+and does not import JAX, quimb or Qiskit.
+
+Examples
+--------
+>>> import qtn
+>>> X, y = qtn.data.load_digits()
+>>> fm = qtn.get_feature_map("trigonometric")
+>>> fm(X[:2]).shape
+(2, 8, 8, 2)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from qtn._version import __version__
+
+# public name -> module that defines it
+_LAZY = {
+    # data
+    "load_digits": "qtn.data",
+    "load_mnist": "qtn.data",
+    "load_fashion_mnist": "qtn.data",
+    "bars_and_stripes": "qtn.data",
+    # features
+    "FeatureMap": "qtn.features",
+    "get_feature_map": "qtn.features",
+    "list_feature_maps": "qtn.features",
+    "register_feature_map": "qtn.features",
+    "angle_encoding": "qtn.features",
+    # errors
+    "QtnError": "qtn.errors",
+    "DataNotFoundError": "qtn.errors",
+    "DataIntegrityError": "qtn.errors",
+    "NotFittedError": "qtn.errors",
+    "NonFiniteError": "qtn.errors",
+    "FormatError": "qtn.errors",
+}
+_SUBMODULES = ("data", "features", "errors", "cli")
+
+__all__ = ["__version__", *_LAZY, *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"qtn.{name}")
+    raise AttributeError(f"module 'qtn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from qtn import data, errors, features
+    from qtn.data import bars_and_stripes, load_digits, load_fashion_mnist, load_mnist
+    from qtn.errors import (
+        DataIntegrityError,
+        DataNotFoundError,
+        FormatError,
+        NonFiniteError,
+        NotFittedError,
+        QtnError,
+    )
+    from qtn.features import (
+        FeatureMap,
+        angle_encoding,
+        get_feature_map,
+        list_feature_maps,
+        register_feature_map,
+    )

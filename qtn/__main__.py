@@ -1,0 +1,5 @@
+import sys
+
+from qtn.cli import main
+
+sys.exit(main())
