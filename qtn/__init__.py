@@ -4,7 +4,7 @@ The pipeline, one subpackage per stage::
 
     data -> features -> models -> training -> compilation -> simulation -> export -> execution
 
-Today ``qtn.data`` and ``qtn.features`` exist; see the README for what works.
+Today data, features, models (MPS classifier) and training exist; see the README.
 
 Public names are resolved lazily on first use, so ``import qtn`` does no work
 and does not import JAX, quimb or Qiskit.
@@ -38,15 +38,20 @@ _LAZY = {
     "list_feature_maps": "qtn.features",
     "register_feature_map": "qtn.features",
     "angle_encoding": "qtn.features",
+    # models and estimators
+    "MPSClassifier": "qtn.estimators",
+    "MPSParams": "qtn.models",
+    "init_mps": "qtn.models",
+    "to_quimb": "qtn.models",
+    "from_quimb": "qtn.models",
     # errors
     "QtnError": "qtn.errors",
     "DataNotFoundError": "qtn.errors",
     "DataIntegrityError": "qtn.errors",
-    "NotFittedError": "qtn.errors",
     "NonFiniteError": "qtn.errors",
     "FormatError": "qtn.errors",
 }
-_SUBMODULES = ("data", "features", "errors", "cli")
+_SUBMODULES = ("data", "features", "models", "training", "estimators", "errors", "cli")
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
@@ -66,16 +71,16 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from qtn import data, errors, features
+    from qtn import data, errors, estimators, features, models, training
     from qtn.data import bars_and_stripes, load_digits, load_fashion_mnist, load_mnist
     from qtn.errors import (
         DataIntegrityError,
         DataNotFoundError,
         FormatError,
         NonFiniteError,
-        NotFittedError,
         QtnError,
     )
+    from qtn.estimators import MPSClassifier
     from qtn.features import (
         FeatureMap,
         angle_encoding,
@@ -83,3 +88,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         list_feature_maps,
         register_feature_map,
     )
+    from qtn.models import MPSParams, from_quimb, init_mps, to_quimb

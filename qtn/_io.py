@@ -32,7 +32,7 @@ def load_npz(path, kind: str) -> tuple[dict, dict[str, np.ndarray]]:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             if "__meta__" not in z.files:
                 raise FormatError(f"{path} is not a qtn model file (no header)")
             header = json.loads(str(z["__meta__"]))

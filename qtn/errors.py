@@ -11,7 +11,6 @@ __all__ = [
     "QtnError",
     "DataNotFoundError",
     "DataIntegrityError",
-    "NotFittedError",
     "NonFiniteError",
     "FormatError",
 ]
@@ -27,10 +26,6 @@ class DataNotFoundError(QtnError, FileNotFoundError):
 
 class DataIntegrityError(QtnError, ValueError):
     """A dataset file failed its checksum or does not parse as the expected format."""
-
-
-class NotFittedError(QtnError, AttributeError):
-    """An estimator was used before ``fit``."""
 
 
 class NonFiniteError(QtnError, FloatingPointError):

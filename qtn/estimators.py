@@ -210,6 +210,12 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
             )
         check_dtype(self.dtype)
 
+    def _check_range(self, X, argname="X"):
+        try:
+            self._fmap().validate(X, argname)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; or fit with MPSClassifier(scaling='minmax')") from None
+
     def _fmap(self):
         kw = {} if self.feature_dim is None else {"dim": self.feature_dim}
         return get_feature_map(self.feature_map, **kw)
@@ -236,7 +242,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
             self.scaler_ = MinMaxScaler(clip=True).fit(X)
         fm = self._fmap()
         Xs = self.scaler_.transform(X) if self.scaling == "minmax" else X
-        fm.validate(Xs, "X")
+        self._check_range(Xs)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         method = self.method
         lr = self.learning_rate or (1e-3 if method == "gradient" else 1e-4)
@@ -251,16 +257,16 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
             Xtr, Xv, ytr, y_val = train_test_split(
                 Xs, y_enc, test_size=self.validation_fraction, random_state=seed, stratify=strat
             )
-            phi_val = fm(Xv)
+            phi_val = fm(np.asarray(Xv, dtype))
         elif eval_set is not None:
             Xv, yv = eval_set
             Xv = validate_data(self, Xv, reset=False, dtype=[np.float64, np.float32])
             if self.scaling == "minmax":
                 Xv = self.scaler_.transform(Xv)
-            fm.validate(Xv, "eval_set X")
+            self._check_range(Xv, "eval_set X")
             lookup = {c: i for i, c in enumerate(classes.tolist())}
             y_val = np.array([lookup[v] for v in np.asarray(yv).tolist()])
-            phi_val = fm(Xv)
+            phi_val = fm(np.asarray(Xv, dtype))
 
         config = FitConfig(
             method=method, loss=self.loss, optimizer=self.optimizer, learning_rate=lr,
@@ -276,7 +282,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
                 label_site=self.label_site, init_std=float(self.init_std), dtype=jdt,
             )  # fmt: skip
             params, history, info = fit_mps(
-                params, np.asarray(fm(Xtr), dtype), ytr, config,
+                params, np.asarray(fm(np.asarray(Xtr, dtype)), dtype), ytr, config,
                 phi_val=None if phi_val is None else np.asarray(phi_val, dtype),
                 y_val=y_val, seed=seed,
             )  # fmt: skip
@@ -295,14 +301,14 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
         if self.scaling == "minmax":
             X = self.scaler_.transform(X)
         fm = self._fmap()
-        fm.validate(X, "X")
+        self._check_range(X)
         n = X.shape[0]
         fh = np.empty((n, len(self.classes_)), dtype)
         ln = np.empty(n, dtype)
         with x64_if(dtype):
             for s, e, size in _chunks(n):
                 phi = np.zeros((size, X.shape[1], fm.dim), dtype)
-                phi[: e - s] = fm(X[s:e])
+                phi[: e - s] = fm(np.asarray(X[s:e], dtype))
                 phi[e - s :, :, 0] = 1.0  # padding rows: any valid input
                 f, lg = _forward(self.params_, phi)
                 fh[s:e], ln[s:e] = np.asarray(f)[: e - s], np.asarray(lg)[: e - s]

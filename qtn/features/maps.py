@@ -113,7 +113,7 @@ class FeatureMap:
         raise ValueError(
             f"{argname} has values in [{lo:.4g}, {hi:.4g}], outside the range "
             f"[{self.low}, {self.high}] of feature map {self.name!r}; rescale the data "
-            "(for example MinMaxScaler) or pass clip=True to clip with a warning"
+            "(for example MinMaxScaler(clip=True)) or pass clip=True to clip with a warning"
         )
 
     def __call__(self, x, *, validate: bool = True):

@@ -1,5 +1,6 @@
 """Tensor network models as parameter pytrees and pure JAX functions."""
 
+from qtn.models.interop import entanglement_entropy, from_quimb, plot_entanglement, to_quimb
 from qtn.models.mps import (
     MPSParams,
     amplitudes,
@@ -15,6 +16,10 @@ from qtn.models.mps import (
 )
 
 __all__ = [
+    "to_quimb",
+    "from_quimb",
+    "entanglement_entropy",
+    "plot_entanglement",
     "MPSParams",
     "init_mps",
     "amplitudes",

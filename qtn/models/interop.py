@@ -173,7 +173,9 @@ def entanglement_entropy(params: MPSParams) -> np.ndarray:
     mps = mps.astype("float64")
     mps /= np.sqrt(float(mps.H @ mps))
     info: dict = {}
-    return np.array([mps.entropy(i, info=info) for i in range(1, params.n_sites)])
+    # quimb reports entropies in bits; convert to nats
+    bits = [mps.entropy(i, info=info) for i in range(1, params.n_sites)]
+    return np.log(2.0) * np.array(bits, dtype=np.float64)
 
 
 def plot_entanglement(entropies, *, ax=None, bond_dim: int | None = None, label=None):

@@ -175,8 +175,9 @@ def init_mps(
 def _init_arrays(key, k, m, chi, d, n_classes, init_std, dtype):
     """One compiled initialiser per structure (eager random ops would compile one by one)."""
     eye = jnp.eye(chi, dtype=dtype)
-    noise = jax.random.normal(key, ((k + m) * chi * d * chi + chi * d * n_classes * chi,), dtype)
-    noise = init_std * noise
+    # drawn in float32 whatever the dtype, so float32 and float64 models start identical
+    size = (k + m) * chi * d * chi + chi * d * n_classes * chi
+    noise = init_std * jax.random.normal(key, (size,), jnp.float32).astype(dtype)
     n_site = (k + m) * chi * d * chi
     cores = jnp.broadcast_to(eye[:, None, :], (k + m, chi, d, chi)) + noise[:n_site].reshape(
         k + m, chi, d, chi
