@@ -36,3 +36,11 @@ def test_datasets_lists_sources(mnist_dir, capsys, monkeypatch, tmp_path):
 def test_no_command_prints_help(capsys):
     assert main([]) == 0
     assert "usage: qtn" in capsys.readouterr().out
+
+
+def test_demo_quick(capsys):
+    assert main(["demo", "--quick", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "parameters" in out
+    acc = float(out.split("test accuracy ")[1].split("%")[0])
+    assert acc > 90.0
