@@ -73,7 +73,11 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
         Adam step size; default 1e-3 for gradient training and 1e-4 for the local
         updates of sweeps.
     optimizer
-        Any optax ``GradientTransformation`` (gradient method); overrides ``learning_rate``.
+        Any optax ``GradientTransformation`` (gradient method); overrides
+        ``learning_rate`` and ``clip_norm``.
+    clip_norm
+        Clip each gradient's global norm to this value before Adam (None: off).
+        Long chains need it: without it, 14x14 MNIST training can collapse.
     batch_size, max_epochs
         Minibatch size and number of epochs (default 30 for gradient, 5 sweeps).
     l2
@@ -133,6 +137,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
         label_site: int | None = None,
         learning_rate: float | None = None,
         optimizer=None,
+        clip_norm: float | None = 1.0,
         batch_size: int = 64,
         max_epochs: int | None = None,
         l2: float = 0.0,
@@ -158,6 +163,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
         self.label_site = label_site
         self.learning_rate = learning_rate
         self.optimizer = optimizer
+        self.clip_norm = clip_norm
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.l2 = l2
@@ -200,6 +206,10 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
             v = getattr(self, name)
             if not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.clip_norm is not None and not (
+            isinstance(self.clip_norm, numbers.Real) and 0 < self.clip_norm < np.inf
+        ):
+            raise ValueError(f"clip_norm must be a positive number or None, got {self.clip_norm!r}")
         if self.learning_rate is not None and not (
             isinstance(self.learning_rate, numbers.Real) and 0 < self.learning_rate < np.inf
         ):
@@ -270,6 +280,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
 
         config = FitConfig(
             method=method, loss=self.loss, optimizer=self.optimizer, learning_rate=lr,
+            clip_norm=None if self.clip_norm is None else float(self.clip_norm),
             batch_size=self.batch_size, max_epochs=epochs, l2=float(self.l2),
             cutoff=float(self.cutoff), local_steps=self.local_steps,
             early_stopping=self.early_stopping, n_iter_no_change=self.n_iter_no_change,

@@ -142,3 +142,16 @@ def test_init_and_params_validation():
     with pytest.raises(ValueError, match="inconsistent core shapes"):
         MPSParams(p.left, p.label[:2, :, :, :2], p.right, p.log_temp)
     assert (p.n_sites, p.label_site, p.bond_dim, p.phys_dim, p.n_classes) == (4, 2, 3, 2, 2)
+
+
+def test_params_are_a_pytree_for_optax():
+    import optax
+
+    p = init_mps(jax.random.key(0), 5, 3, 2)
+    norms = jax.tree.map(jnp.sum, p)  # leaves become scalars: must not trip validation
+    assert float(norms.log_temp) == 0.0
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
+    state = opt.init(p)
+    grads = jax.tree.map(jnp.ones_like, p)
+    upd, _ = opt.update(grads, state, p)
+    assert upd.left.shape == p.left.shape

@@ -76,9 +76,10 @@ class MPSParams:
     log_temp: jax.Array
 
     def __post_init__(self):
-        # validation on concrete construction only (pytree unflattening may pass placeholders)
+        # Validate real constructions only: pytree maps (optax, tree_map) rebuild
+        # MPSParams with arbitrary leaves, such as per-leaf scalars or placeholders.
         shapes = [getattr(a, "shape", None) for a in (self.left, self.label, self.right)]
-        if any(s is None for s in shapes):
+        if any(s is None or len(s) == 0 for s in shapes):
             return
         ls, ts, rs = shapes
         if len(ts) != 4 or len(ls) != 4 or len(rs) != 4:

@@ -30,6 +30,7 @@ class FitConfig:
     loss: str = "nll"
     optimizer: optax.GradientTransformation | None = None
     learning_rate: float = 1e-2
+    clip_norm: float | None = 1.0
     batch_size: int = 64
     max_epochs: int = 20
     l2: float = 0.0
@@ -99,7 +100,7 @@ def fit_mps(
     history: list[dict] = []
     info: dict = {}
     if config.method == "gradient":
-        opt = config.optimizer or _adam(config.learning_rate)
+        opt = config.optimizer or default_optimizer(config.learning_rate, config.clip_norm)
         opt_state = opt.init(params)
         epoch_fn = make_epoch(config.loss, opt, float(config.l2))
     elif config.method == "sweep":
@@ -157,11 +158,22 @@ def fit_mps(
     return params, history, info
 
 
-_ADAM_CACHE: dict[float, optax.GradientTransformation] = {}
+_OPT_CACHE: dict[tuple, optax.GradientTransformation] = {}
 
 
-def _adam(lr: float) -> optax.GradientTransformation:
-    """One optax.adam object per learning rate, so the compiled epoch is reused across fits."""
-    if lr not in _ADAM_CACHE:
-        _ADAM_CACHE[lr] = optax.adam(lr)
-    return _ADAM_CACHE[lr]
+def default_optimizer(lr: float, clip_norm: float | None = 1.0) -> optax.GradientTransformation:
+    """Adam, after clipping the gradient's global norm to ``clip_norm`` (None: no clipping).
+
+    Clipping matters for long chains: a rare sample whose amplitudes nearly vanish
+    gives a huge gradient (the output normalisation divides by their norm), and
+    unclipped Adam then moves every core at once; on 14x14 MNIST (196 sites) this
+    made accuracy collapse mid-training. One object per setting is cached, so the
+    compiled epoch is reused across fits.
+    """
+    key = (float(lr), None if clip_norm is None else float(clip_norm))
+    if key not in _OPT_CACHE:
+        adam = optax.adam(lr)
+        _OPT_CACHE[key] = (
+            adam if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), adam)
+        )
+    return _OPT_CACHE[key]

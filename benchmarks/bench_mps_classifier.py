@@ -1,0 +1,282 @@
+"""MPS classifier benchmark: qtn against tn4ml on digits, and qtn on MNIST.
+
+Prints one JSON line per case. Run from the repository root, in an environment
+with the ``bench`` extra (``make bench`` creates ``.venv-bench``)::
+
+    python benchmarks/bench_mps_classifier.py --case digits
+    python benchmarks/bench_mps_classifier.py --case mnist14 --data-dir ../shared/data/mnist
+    python benchmarks/bench_mps_classifier.py --case mnist28 --data-dir ../shared/data/mnist
+
+Cases
+-----
+digits   8x8 digits, train_test_split(test_size=0.25, random_state=0), trigonometric
+         map, batch 64, Adam lr 1e-3, bond dimensions 10 and 32, the same number of
+         epochs for qtn (float32) and tn4ml (float64 with x64, its documented
+         setting: in float32 its loss is NaN). A ``ratio`` line per bond dimension
+         gives tn4ml/qtn seconds per epoch and inference time, and the accuracy gap.
+mnist14  MNIST downsampled to 14x14 (196 sites), full 60k/10k; test accuracy after
+         every epoch against wall time, for gradient and sweep training.
+mnist28  MNIST at 28x28 (784 sites), bond dimension 10.
+
+Timings: ``first_epoch_s`` includes JIT compilation, ``median_epoch_s`` is the
+median of the other epochs, ``infer_us`` is warm inference time per test sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def emit(rec: dict) -> None:
+    print(json.dumps(rec), flush=True)
+
+
+def machine() -> dict:
+    import jax
+
+    dev = jax.devices()[0]
+    return {
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+        "jax_device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}",
+        "jax": jax.__version__,
+    }
+
+
+def digits_split():
+    from sklearn.model_selection import train_test_split
+
+    from qtn.data import load_digits
+
+    X, y = load_digits(flatten=True)
+    return train_test_split(X, y, test_size=0.25, random_state=0)
+
+
+def run_qtn(
+    Xtr,
+    ytr,
+    Xte,
+    yte,
+    *,
+    bond_dim,
+    epochs,
+    lr=1e-3,
+    method="gradient",
+    max_seconds=None,
+    label=None,
+    **kw,
+):
+    from qtn import MPSClassifier
+
+    clf = MPSClassifier(
+        bond_dim=bond_dim,
+        method=method,
+        learning_rate=lr,
+        max_epochs=epochs,
+        batch_size=64,
+        random_state=0,
+        verbose=0,
+        max_seconds=max_seconds,
+        **kw,
+    )
+    t0 = time.perf_counter()
+    clf.fit(Xtr, ytr, eval_set=(Xte, yte))
+    fit_s = time.perf_counter() - t0
+    clf.predict(Xte)  # warm the inference path
+    t0 = time.perf_counter()
+    acc = clf.score(Xte, yte)
+    infer_us = (time.perf_counter() - t0) / len(Xte) * 1e6
+    secs = [h["seconds"] for h in clf.history_]
+    wall = np.cumsum(secs).tolist()
+    return {
+        "library": "qtn",
+        "method": method,
+        "bond_dim": bond_dim,
+        "epochs": len(secs),
+        "test_accuracy": acc,
+        "fit_s": fit_s,
+        "first_epoch_s": secs[0],
+        "median_epoch_s": statistics.median(secs[1:]) if len(secs) > 1 else secs[0],
+        "infer_us": infer_us,
+        "n_params": clf.params_.n_params,
+        "curve": [[round(w, 2), round(h["val_accuracy"], 4)] for w, h in zip(wall, clf.history_)],
+        **({"label": label} if label else {}),
+    }
+
+
+def run_tn4ml(Xtr, ytr, Xte, yte, *, bond_dim, epochs, lr=1e-3):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from tn4ml.embeddings import TrigonometricEmbedding
+    from tn4ml.initializers import randn
+    from tn4ml.metrics import OptaxWrapper
+    from tn4ml.models.model import TrainingType
+    from tn4ml.models.mps import MPS_initialize
+    from tn4ml.util import integer_to_one_hot
+
+    jax.config.update("jax_enable_x64", True)
+
+    def cross_entropy(*a, **k):
+        return OptaxWrapper(optax.softmax_cross_entropy)(*a, **k).mean()
+
+    n_sites = Xtr.shape[1]
+    model = MPS_initialize(
+        L=n_sites,
+        initializer=randn(1e-4),
+        key=jax.random.key(0),
+        shape_method="noteven",
+        compress=False,
+        cyclic=False,
+        phys_dim=2,
+        bond_dim=bond_dim,
+        class_index=n_sites // 2,
+        canonical_center=n_sites // 2,
+        class_dim=10,
+        add_identity=True,
+        boundary="obc",
+        dtype=jnp.float64,
+    )
+    model.configure(
+        optimizer=optax.adam,
+        strategy="global",
+        loss=cross_entropy,
+        train_type=TrainingType.SUPERVISED,
+        learning_rate=lr,
+    )
+    emb = TrigonometricEmbedding()
+    t0 = time.perf_counter()
+    hist = model.train(
+        Xtr,
+        targets=integer_to_one_hot(ytr, 10),
+        epochs=epochs,
+        batch_size=64,
+        embedding=emb,
+        normalize=True,
+        dtype=jnp.float64,
+    )
+    fit_s = time.perf_counter() - t0
+    yoh = integer_to_one_hot(yte, 10)
+    model.accuracy(Xte[:64], yoh[:64], embedding=emb, batch_size=64, dtype=jnp.float64)  # warm
+    t0 = time.perf_counter()
+    acc = float(model.accuracy(Xte, yoh, embedding=emb, batch_size=64, dtype=jnp.float64))
+    infer_us = (time.perf_counter() - t0) / len(Xte) * 1e6
+    secs = list(hist["epoch_time"])
+    jax.config.update("jax_enable_x64", False)
+    return {
+        "library": "tn4ml",
+        "method": "gradient",
+        "bond_dim": bond_dim,
+        "epochs": len(secs),
+        "test_accuracy": acc,
+        "fit_s": fit_s,
+        "first_epoch_s": secs[0],
+        "median_epoch_s": statistics.median(secs[1:]) if len(secs) > 1 else secs[0],
+        "infer_us": infer_us,
+        "dtype": "float64",
+    }
+
+
+def case_digits(args):
+    Xtr, Xte, ytr, yte = digits_split()
+    for chi in args.bond_dims or [10, 32]:
+        q = run_qtn(Xtr, ytr, Xte, yte, bond_dim=chi, epochs=args.epochs)
+        emit({"case": "digits", **q, **machine()})
+        if args.no_peer:
+            continue
+        try:
+            t = run_tn4ml(Xtr, ytr, Xte, yte, bond_dim=chi, epochs=args.peer_epochs or args.epochs)
+        except ImportError as exc:
+            emit({"case": "digits", "library": "tn4ml", "skipped": f"not installed: {exc}"})
+            continue
+        emit({"case": "digits", **t})
+        emit(
+            {
+                "case": "digits",
+                "ratio": "tn4ml/qtn",
+                "bond_dim": chi,
+                "epoch_speedup": t["median_epoch_s"] / q["median_epoch_s"],
+                "first_epoch_speedup": t["first_epoch_s"] / q["first_epoch_s"],
+                "infer_speedup": t["infer_us"] / q["infer_us"],
+                "accuracy_qtn_minus_tn4ml": q["test_accuracy"] - t["test_accuracy"],
+                "epochs_qtn": q["epochs"],
+                "epochs_tn4ml": t["epochs"],
+            }
+        )
+
+
+def mnist(args, size):
+    from qtn.data import downsample, load_mnist
+
+    (X, y), (Xt, yt) = load_mnist(args.data_dir, progress=False)
+    if size != 28:
+        X, Xt = downsample(X, size), downsample(Xt, size)
+    return X.reshape(len(X), -1), y, Xt.reshape(len(Xt), -1), yt
+
+
+def case_mnist(args, size):
+    X, y, Xt, yt = mnist(args, size)
+    chis = args.bond_dims or ([16, 32] if size == 14 else [10])
+    for method in args.methods:
+        for chi in chis:
+            kw = {} if method == "gradient" else {"local_steps": args.local_steps}
+            lr = args.lr if method == "gradient" else args.sweep_lr
+            rec = run_qtn(
+                X,
+                y,
+                Xt,
+                yt,
+                bond_dim=chi,
+                epochs=args.epochs,
+                lr=lr,
+                method=method,
+                max_seconds=args.time_budget,
+                **kw,
+            )
+            best5 = max([a for w, a in rec["curve"] if w <= 300] or [0.0])
+            best30 = max([a for w, a in rec["curve"] if w <= 1800] or [0.0])
+            emit(
+                {
+                    "case": f"mnist{size}",
+                    **rec,
+                    "best_acc_within_5min": best5,
+                    "best_acc_within_30min": best30,
+                    "lr": lr,
+                    **machine(),
+                }
+            )
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--case", choices=["digits", "mnist14", "mnist28", "all"], default="digits")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--peer-epochs", type=int, default=None, help="tn4ml epochs (default: --epochs)")
+    p.add_argument("--bond-dims", type=int, nargs="*", default=None)
+    p.add_argument("--methods", nargs="*", default=["gradient", "sweep"])
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--sweep-lr", type=float, default=1e-4)
+    p.add_argument("--local-steps", type=int, default=10)
+    p.add_argument("--time-budget", type=float, default=None, help="seconds per MNIST run")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--no-peer", action="store_true")
+    args = p.parse_args(argv)
+    if args.case in ("digits", "all"):
+        case_digits(args)
+    if args.case in ("mnist14", "all"):
+        case_mnist(args, 14)
+    if args.case in ("mnist28", "all"):
+        case_mnist(args, 28)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
