@@ -222,12 +222,23 @@ def mnist(args, size):
     return X.reshape(len(X), -1), y, Xt.reshape(len(Xt), -1), yt
 
 
+def schedule_optimizer(args, n_train):
+    """Clipped Adam with linear warm-up and cosine decay over the whole run (--schedule)."""
+    import optax
+
+    steps = args.epochs * (-(-n_train // 64))
+    sched = optax.warmup_cosine_decay_schedule(0.0, args.lr, min(1000, steps // 10), steps)
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(sched))
+
+
 def case_mnist(args, size):
     X, y, Xt, yt = mnist(args, size)
     chis = args.bond_dims or ([16, 32] if size == 14 else [10])
     for method in args.methods:
         for chi in chis:
             kw = {} if method == "gradient" else {"local_steps": args.local_steps}
+            if method == "gradient" and args.schedule:
+                kw["optimizer"] = schedule_optimizer(args, len(X))
             lr = args.lr if method == "gradient" else args.sweep_lr
             rec = run_qtn(
                 X,
@@ -268,6 +279,8 @@ def main(argv=None):
     p.add_argument("--time-budget", type=float, default=None, help="seconds per MNIST run")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--no-peer", action="store_true")
+    p.add_argument("--schedule", action="store_true", help="warm-up + cosine decay of --lr")
+    p.add_argument("--label", default=None, help="free text copied into each JSON line")
     args = p.parse_args(argv)
     if args.case in ("digits", "all"):
         case_digits(args)

@@ -78,6 +78,9 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
     clip_norm
         Clip each gradient's global norm to this value before Adam (None: off).
         Long chains need it: without it, 14x14 MNIST training can collapse.
+    lr_schedule
+        ``"cosine"`` (linear warm-up over 10% of the steps, then cosine decay to
+        zero at ``max_epochs``) or ``"constant"``. Gradient method only.
     batch_size, max_epochs
         Minibatch size and number of epochs (default 30 for gradient, 5 sweeps).
     l2
@@ -138,6 +141,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
         learning_rate: float | None = None,
         optimizer=None,
         clip_norm: float | None = 1.0,
+        lr_schedule: str = "cosine",
         batch_size: int = 64,
         max_epochs: int | None = None,
         l2: float = 0.0,
@@ -164,6 +168,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.optimizer = optimizer
         self.clip_norm = clip_norm
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.l2 = l2
@@ -200,6 +205,10 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"unknown loss {self.loss!r}; valid losses: {list_losses()}")
         if self.output not in _OUTPUTS:
             raise ValueError(f"unknown output {self.output!r}; valid outputs: {list(_OUTPUTS)}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(
+                f"unknown lr_schedule {self.lr_schedule!r}; valid values: ['cosine', 'constant']"
+            )
         if self.scaling not in _SCALINGS:
             raise ValueError(f"unknown scaling {self.scaling!r}; valid values: {list(_SCALINGS)}")
         for name in ("l2", "init_std", "cutoff", "tol"):
@@ -281,6 +290,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
         config = FitConfig(
             method=method, loss=self.loss, optimizer=self.optimizer, learning_rate=lr,
             clip_norm=None if self.clip_norm is None else float(self.clip_norm),
+            lr_schedule=self.lr_schedule,
             batch_size=self.batch_size, max_epochs=epochs, l2=float(self.l2),
             cutoff=float(self.cutoff), local_steps=self.local_steps,
             early_stopping=self.early_stopping, n_iter_no_change=self.n_iter_no_change,

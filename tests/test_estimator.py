@@ -257,6 +257,10 @@ def test_bad_input_errors(fitted, digits_split):
         MPSClassifier(verbose=0).fit(Xtr * 16, ytr)
     with pytest.raises(ValueError, match="outside the range"):
         fitted.predict(Xte * 2 + 0.5)
+    with pytest.raises(ValueError, match="unknown lr_schedule 'step'"):
+        MPSClassifier(lr_schedule="step", verbose=0).fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="clip_norm must be a positive number or None"):
+        MPSClassifier(clip_norm=0, verbose=0).fit(Xtr, ytr)
     with pytest.raises(ValueError, match="dtype must be one of"):
         MPSClassifier(dtype="float16", verbose=0).fit(Xtr, ytr)
 

@@ -31,6 +31,7 @@ class FitConfig:
     optimizer: optax.GradientTransformation | None = None
     learning_rate: float = 1e-2
     clip_norm: float | None = 1.0
+    lr_schedule: str = "cosine"
     batch_size: int = 64
     max_epochs: int = 20
     l2: float = 0.0
@@ -100,7 +101,10 @@ def fit_mps(
     history: list[dict] = []
     info: dict = {}
     if config.method == "gradient":
-        opt = config.optimizer or default_optimizer(config.learning_rate, config.clip_norm)
+        steps = config.max_epochs * (-(-n // config.batch_size))
+        opt = config.optimizer or default_optimizer(
+            config.learning_rate, config.clip_norm, config.lr_schedule, steps
+        )
         opt_state = opt.init(params)
         epoch_fn = make_epoch(config.loss, opt, float(config.l2))
     elif config.method == "sweep":
@@ -161,18 +165,39 @@ def fit_mps(
 _OPT_CACHE: dict[tuple, optax.GradientTransformation] = {}
 
 
-def default_optimizer(lr: float, clip_norm: float | None = 1.0) -> optax.GradientTransformation:
-    """Adam, after clipping the gradient's global norm to ``clip_norm`` (None: no clipping).
+LR_SCHEDULES = ("cosine", "constant")
 
-    Clipping matters for long chains: a rare sample whose amplitudes nearly vanish
-    gives a huge gradient (the output normalisation divides by their norm), and
-    unclipped Adam then moves every core at once; on 14x14 MNIST (196 sites) this
-    made accuracy collapse mid-training. One object per setting is cached, so the
-    compiled epoch is reused across fits.
+
+def default_optimizer(
+    lr: float,
+    clip_norm: float | None = 1.0,
+    schedule: str = "cosine",
+    total_steps: int | None = None,
+) -> optax.GradientTransformation:
+    """Adam after clipping the gradient's global norm, with an optional learning-rate schedule.
+
+    ``schedule="cosine"`` warms up linearly over the first 10% of ``total_steps``
+    (at most 1000 steps) and then decays to zero by a cosine; ``"constant"``
+    keeps ``lr``. ``clip_norm=None`` disables clipping.
+
+    Both guard long chains: Adam moves every entry by about ``lr`` per step, so
+    a coherent update changes each core's operator norm by about ``lr * chi``,
+    compounded over all sites. On 14x14 MNIST (196 sites) a constant 1e-3
+    made accuracy collapse mid-training at chi=32 without clipping and at
+    chi=64 even with it; warm-up + cosine decay trained both stably (98.6% and
+    98.4%). One object per setting is cached, so compiled epochs are reused.
     """
-    key = (float(lr), None if clip_norm is None else float(clip_norm))
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {schedule!r}; valid values: {list(LR_SCHEDULES)}")
+    if schedule == "cosine" and not total_steps:
+        raise ValueError("the cosine schedule needs total_steps")
+    key = (float(lr), None if clip_norm is None else float(clip_norm), schedule, total_steps)
     if key not in _OPT_CACHE:
-        adam = optax.adam(lr)
+        rate = lr
+        if schedule == "cosine":
+            warmup = max(1, min(1000, total_steps // 10))
+            rate = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, warmup + 1))
+        adam = optax.adam(rate)
         _OPT_CACHE[key] = (
             adam if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), adam)
         )
