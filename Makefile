@@ -39,9 +39,19 @@ test: lint
 test-slow: install-test
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no slow tests collected
 
-bench: install-test
-	$(PIP) install --quiet -e '.[bench]'
-	$(BIN)/python benchmarks/bench_mps_classifier.py
+# Benchmarks run in their own venv: the peers (tn4ml) pull in a large stack.
+BENCH_VENV ?= .venv-bench
+MNIST_DIR  ?= ../shared/data/mnist
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/bench_mps_classifier.py --case digits
+	$(BENCH_VENV)/bin/python benchmarks/bench_mps_classifier.py --case mnist14 --data-dir $(MNIST_DIR) --bond-dims 32 --epochs 25 --time-budget 300
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info

@@ -70,8 +70,10 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
     label_site
         Site of the label index; default the centre.
     learning_rate
-        Adam step size; default 1e-3 for gradient training and 1e-4 for the local
-        updates of sweeps.
+        Adam step size. Default for gradient training: ``min(1e-3, 0.032 / bond_dim)``
+        (a coherent Adam step changes each core by about ``lr * bond_dim``, so the
+        stable rate falls with chi: on 14x14 MNIST, 1e-3 collapsed at chi=128 while
+        2.5e-4 reached 98.8%); for the local updates of sweeps, 1e-4.
     optimizer
         Any optax ``GradientTransformation`` (gradient method); overrides
         ``learning_rate`` and ``clip_norm``.
@@ -264,7 +266,9 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
         self._check_range(Xs)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         method = self.method
-        lr = self.learning_rate or (1e-3 if method == "gradient" else 1e-4)
+        lr = self.learning_rate or (
+            min(1e-3, 0.032 / self.bond_dim) if method == "gradient" else 1e-4
+        )
         epochs = self.max_epochs or (30 if method == "gradient" else 5)
 
         phi_val = y_val = None
