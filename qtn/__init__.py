@@ -4,7 +4,8 @@ The pipeline, one subpackage per stage::
 
     data -> features -> models -> training -> compilation -> simulation -> export -> execution
 
-Today data, features, models (MPS classifier) and training exist; see the README.
+Today data, features, the MPS classifier, the circuit IR and a dense oracle exist;
+see the README.
 
 Public names are resolved lazily on first use, so ``import qtn`` does no work
 and does not import JAX, quimb or Qiskit.
@@ -44,6 +45,10 @@ _LAZY = {
     "init_mps": "qtn.models",
     "to_quimb": "qtn.models",
     "from_quimb": "qtn.models",
+    # circuits
+    "Circuit": "qtn.circuit",
+    "Trainable": "qtn.circuit",
+    "Feature": "qtn.circuit",
     # errors
     "QtnError": "qtn.errors",
     "DataNotFoundError": "qtn.errors",
@@ -51,7 +56,17 @@ _LAZY = {
     "NonFiniteError": "qtn.errors",
     "FormatError": "qtn.errors",
 }
-_SUBMODULES = ("data", "features", "models", "training", "estimators", "errors", "cli")
+_SUBMODULES = (
+    "data",
+    "features",
+    "models",
+    "training",
+    "estimators",
+    "circuit",
+    "simulation",
+    "errors",
+    "cli",
+)
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
@@ -71,7 +86,8 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from qtn import data, errors, estimators, features, models, training
+    from qtn import circuit, data, errors, estimators, features, models, simulation, training
+    from qtn.circuit import Circuit, Feature, Trainable
     from qtn.data import bars_and_stripes, load_digits, load_fashion_mnist, load_mnist
     from qtn.errors import (
         DataIntegrityError,

@@ -1,0 +1,125 @@
+"""Dense numpy oracle: exact statevector and density-matrix simulation of a qtn Circuit.
+
+For testing and small systems (about 14 qubits for statevectors, 7 for density
+matrices). Qubit order is quimb's: qubit 0 is the most significant bit of a
+basis-state index. Non-unitary operations act as channels on the density matrix:
+
+- ``Measure``: the non-selective measurement rho -> P0 rho P0 + P1 rho P1
+  (outcome probabilities come from :func:`probabilities`);
+- ``Reset``: rho -> |0><0| (x) tr_q(rho);
+- ``Discard``: trace the qubit out. The register keeps its size, so the qubit
+  is left in |0> (an unusable qubit until reset, which the IR enforces), which
+  changes no later quantity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qtn.circuit import Circuit, Gate, Measure
+
+__all__ = ["statevector", "density_matrix", "probabilities", "MAX_SV_QUBITS", "MAX_DM_QUBITS"]
+
+MAX_SV_QUBITS = 16
+MAX_DM_QUBITS = 8
+
+
+def _apply(tensor: np.ndarray, mat: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Apply a k-qubit matrix to the given axes of a (2,)*m tensor."""
+    k = len(axes)
+    g = mat.reshape((2,) * (2 * k))
+    out = np.tensordot(g, tensor, axes=(list(range(k, 2 * k)), list(axes)))
+    # tensordot puts the gate's output axes first; move them back into place
+    return np.moveaxis(out, list(range(k)), list(axes))
+
+
+def _check(circuit: Circuit, limit: int, what: str):
+    if circuit.n_qubits > limit:
+        raise ValueError(
+            f"{what} of {circuit.n_qubits} qubits needs {2**circuit.n_qubits:,} amplitudes per "
+            f"axis; the dense oracle is limited to {limit} qubits"
+        )
+
+
+def statevector(circuit: Circuit, params=None, data=None) -> np.ndarray:
+    """Exact final state of a unitary circuit, shape (2**n,), complex128."""
+    _check(circuit, MAX_SV_QUBITS, "a statevector")
+    if not circuit.is_unitary:
+        bad = next(i for i, op in enumerate(circuit.ops) if not isinstance(op, Gate))
+        raise ValueError(
+            f"statevector needs a unitary circuit; operation {bad} is not a gate "
+            "(use density_matrix for measure/reset/discard)"
+        )
+    _check_lengths(circuit, params, data)
+    n = circuit.n_qubits
+    psi = np.zeros((2,) * n, dtype=complex)
+    psi[(0,) * n] = 1.0
+    for op in circuit.ops:
+        psi = _apply(psi, op.numeric_matrix(params, data), op.qubits)
+    return psi.reshape(-1)
+
+
+def density_matrix(circuit: Circuit, params=None, data=None, noise=None) -> np.ndarray:
+    """Exact final density matrix, shape (2**n, 2**n), with measure/reset/discard as channels."""
+    _check(circuit, MAX_DM_QUBITS, "a density matrix")
+    if noise is not None:
+        raise NotImplementedError("noise channels are not implemented yet in the dense oracle")
+    _check_lengths(circuit, params, data)
+    n = circuit.n_qubits
+    rho = np.zeros((2,) * (2 * n), dtype=complex)
+    rho[(0,) * (2 * n)] = 1.0
+    for op in circuit.ops:
+        if isinstance(op, Gate):
+            u = op.numeric_matrix(params, data)
+            rho = _apply(rho, u, op.qubits)
+            rho = _apply(rho, u.conj(), tuple(q + n for q in op.qubits))
+        elif isinstance(op, Measure):
+            q = op.qubit
+            idx0 = [slice(None)] * (2 * n)
+            keep = np.zeros_like(rho)
+            for b in (0, 1):
+                idx = list(idx0)
+                idx[q] = b
+                idx[q + n] = b
+                keep[tuple(idx)] = rho[tuple(idx)]
+            rho = keep
+        else:  # Reset and Discard: trace out, leave |0>
+            q = op.qubit
+            reduced = np.trace(rho, axis1=q, axis2=q + n)  # removes both axes
+            new = np.zeros_like(rho)
+            idx = [slice(None)] * (2 * n)
+            idx[q], idx[q + n] = 0, 0
+            new[tuple(idx)] = reduced
+            rho = new
+    return rho.reshape(2**n, 2**n)
+
+
+def probabilities(circuit: Circuit, qubits=None, params=None, data=None) -> np.ndarray:
+    """Marginal probabilities of measuring ``qubits`` (default all) in the Z basis.
+
+    The result has 2**len(qubits) entries, indexed big-endian in the order given.
+    Uses the statevector for unitary circuits and the density matrix otherwise.
+    """
+    n = circuit.n_qubits
+    qubits = tuple(range(n)) if qubits is None else tuple(int(q) for q in qubits)
+    if any(not 0 <= q < n for q in qubits) or len(set(qubits)) != len(qubits):
+        raise ValueError(f"qubits must be distinct and in [0, {n - 1}], got {qubits}")
+    if circuit.is_unitary:
+        p = np.abs(statevector(circuit, params, data).reshape((2,) * n)) ** 2
+    else:
+        p = np.real(np.diagonal(density_matrix(circuit, params, data))).reshape((2,) * n)
+    others = tuple(q for q in range(n) if q not in qubits)
+    p = p.sum(axis=others) if others else p
+    # remaining axes are in increasing qubit order; reorder to the requested order
+    order = sorted(qubits)
+    p = np.transpose(p, [order.index(q) for q in qubits])
+    return p.reshape(-1)
+
+
+def _check_lengths(circuit, params, data):
+    if circuit.n_params and (params is None or len(params) < circuit.n_params):
+        got = "none" if params is None else len(params)
+        raise ValueError(f"params: the circuit needs {circuit.n_params} values, got {got}")
+    if circuit.n_features and (data is None or len(data) < circuit.n_features):
+        got = "none" if data is None else len(data)
+        raise ValueError(f"data: the circuit needs {circuit.n_features} features, got {got}")
