@@ -77,49 +77,73 @@ _I2 = np.eye(2, dtype=complex)
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
 _Y = np.array([[0, -1j], [1j, 0]], dtype=complex)
 _Z = np.diag([1, -1]).astype(complex)
+_XX, _YY, _ZZ = np.kron(_X, _X), np.kron(_Y, _Y), np.kron(_Z, _Z)
+
+# Matrix functions are generic over the array namespace ``xp`` (numpy by
+# default; the simulator passes jax.numpy to trace and differentiate them).
 
 
-def _rx(t):
-    c, s = math.cos(t / 2), math.sin(t / 2)
-    return np.array([[c, -1j * s], [-1j * s, c]])
+def _rx(t, xp=np):
+    c, s = xp.cos(t / 2), xp.sin(t / 2)
+    return xp.stack([xp.stack([c + 0j, -1j * s]), xp.stack([-1j * s, c + 0j])])
 
 
-def _ry(t):
-    c, s = math.cos(t / 2), math.sin(t / 2)
-    return np.array([[c, -s], [s, c]], dtype=complex)
+def _ry(t, xp=np):
+    c, s = xp.cos(t / 2) + 0j, xp.sin(t / 2) + 0j
+    return xp.stack([xp.stack([c, -s]), xp.stack([s, c])])
 
 
-def _rz(t):
-    return np.diag([np.exp(-0.5j * t), np.exp(0.5j * t)])
+def _rz(t, xp=np):
+    z = xp.zeros_like(t) + 0j
+    return xp.stack([xp.stack([xp.exp(-0.5j * t), z]), xp.stack([z, xp.exp(0.5j * t)])])
 
 
-def _u3(t, p, lam):
-    c, s = math.cos(t / 2), math.sin(t / 2)
-    return np.array([[c, -np.exp(1j * lam) * s], [np.exp(1j * p) * s, np.exp(1j * (p + lam)) * c]])
+def _u3(t, p, lam, xp=np):
+    c, s = xp.cos(t / 2) + 0j, xp.sin(t / 2) + 0j
+    return xp.stack(
+        [
+            xp.stack([c, -xp.exp(1j * lam) * s]),
+            xp.stack([xp.exp(1j * p) * s, xp.exp(1j * (p + lam)) * c]),
+        ]
+    )
 
 
-def _rzz(t):
-    e, f = np.exp(-0.5j * t), np.exp(0.5j * t)
-    return np.diag([e, f, f, e])
+def _rzz(t, xp=np):
+    e, f = xp.exp(-0.5j * t), xp.exp(0.5j * t)
+    z = xp.zeros_like(e)
+    return xp.stack(
+        [
+            xp.stack([e, z, z, z]),
+            xp.stack([z, f, z, z]),
+            xp.stack([z, z, f, z]),
+            xp.stack([z, z, z, e]),
+        ]
+    )
 
 
-def _can(a, b, c):
-    """exp(i (a XX + b YY + c ZZ)), the non-local part of the KAK decomposition."""
-    h = a * np.kron(_X, _X) + b * np.kron(_Y, _Y) + c * np.kron(_Z, _Z)
-    w, v = np.linalg.eigh(h)
-    return (v * np.exp(1j * w)) @ v.conj().T
+def _can(a, b, c, xp=np):
+    """exp(i (a XX + b YY + c ZZ)) in closed form: the three terms commute and square to I."""
+    eye = xp.asarray(np.eye(4, dtype=complex))
+    out = eye
+    for t, p in ((a, _XX), (b, _YY), (c, _ZZ)):
+        out = out @ (xp.cos(t) * eye + 1j * xp.sin(t) * xp.asarray(p))
+    return out
 
 
-def _su4(*t):
+def _su4(*t, xp=np):
     """General two-qubit block, 15 parameters (KAK): (u3 x u3) . CAN(a, b, c) . (u3 x u3)."""
-    k1 = np.kron(_u3(*t[0:3]), _u3(*t[3:6]))
-    k2 = np.kron(_u3(*t[9:12]), _u3(*t[12:15]))
-    return k1 @ _can(*t[6:9]) @ k2
+    k1 = xp.kron(_u3(*t[0:3], xp=xp), _u3(*t[3:6], xp=xp))
+    k2 = xp.kron(_u3(*t[9:12], xp=xp), _u3(*t[12:15], xp=xp))
+    return k1 @ _can(*t[6:9], xp=xp) @ k2
 
 
 @dataclass(frozen=True)
 class GateDef:
-    """A library gate: number of qubits, number of angles, and its matrix function."""
+    """A library gate: number of qubits, number of angles, and its matrix function.
+
+    ``matrix(*angles, xp=numpy)`` returns the (2**k, 2**k) matrix in quimb's
+    (big-endian) qubit order.
+    """
 
     n_qubits: int
     n_angles: int
@@ -131,7 +155,7 @@ class GateDef:
 
 def _const(m):
     m = np.asarray(m, dtype=complex)
-    return lambda: m
+    return lambda xp=np: xp.asarray(m)
 
 
 _SQ2 = 1 / math.sqrt(2)
@@ -171,7 +195,7 @@ def gate_matrix(name: str, angles: Sequence[float] = ()) -> np.ndarray:
         raise ValueError(f"unknown gate {name!r}; valid gates: {list_gates()}") from None
     if len(angles) != g.n_angles:
         raise ValueError(f"gate {name!r} takes {g.n_angles} angles, got {len(angles)}")
-    return g.matrix(*[float(a) for a in angles])
+    return np.asarray(g.matrix(*[float(a) for a in angles]), dtype=complex)
 
 
 # ----------------------------------------------------------------------------- operations
@@ -223,7 +247,8 @@ class Gate:
         """The gate's matrix with trainable angles from ``theta`` and features from ``x``."""
         if self.name == "unitary":
             return self.matrix
-        return GATES[self.name].matrix(*[resolve(a, theta, x) for a in self.angles])
+        m = GATES[self.name].matrix(*[resolve(a, theta, x) for a in self.angles])
+        return np.asarray(m, dtype=complex)
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,6 @@ _OUTPUTS = ("auto", "born", "softmax")
 _SCALINGS = (None, "minmax")
 
 
-@jax.jit
-def _forward(params, phi):
-    return batch_amplitudes(params, phi)
-
-
 def _chunks(n: int, chunk: int = 1024):
     """Padded chunk sizes: a few fixed shapes, so predict compiles once per structure."""
     size = chunk if n >= chunk else max(8, 1 << (max(n, 1) - 1).bit_length())
@@ -335,7 +330,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
                 phi = np.zeros((size, X.shape[1], fm.dim), dtype)
                 phi[: e - s] = fm(np.asarray(X[s:e], dtype))
                 phi[e - s :, :, 0] = 1.0  # padding rows: any valid input
-                f, lg = _forward(self.params_, phi)
+                f, lg = batch_amplitudes(self.params_, phi)
                 fh[s:e], ln[s:e] = np.asarray(f)[: e - s], np.asarray(lg)[: e - s]
         return fh, ln
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -42,13 +42,6 @@ class FitConfig:
     tol: float = 1e-4
     verbose: int = 1
     max_seconds: float | None = None
-    extra: dict = field(default_factory=dict)
-
-
-@jax.jit
-def _eval_batch(params, phi, y, loss_w):
-    fhat, _ = batch_amplitudes(params, phi)
-    return fhat
 
 
 def evaluate(params: MPSParams, phi, y, loss: str, chunk: int = 4096) -> tuple[float, float]:
@@ -56,7 +49,7 @@ def evaluate(params: MPSParams, phi, y, loss: str, chunk: int = 4096) -> tuple[f
     loss_fn = get_loss(loss)
     tot_loss, correct = 0.0, 0
     for s in range(0, phi.shape[0], chunk):
-        fhat = _eval_batch(params, phi[s : s + chunk], None, None)
+        fhat, _ = batch_amplitudes(params, phi[s : s + chunk])
         yy = y[s : s + chunk]
         tot_loss += float(jnp.sum(loss_fn(params, fhat, yy)))
         correct += int(jnp.sum(predicted_class(fhat, LOSS_OUTPUT[loss]) == yy))
