@@ -1,0 +1,149 @@
+"""The contraction engine against the dense oracle; batching, gradients, plan cache, errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_circuit import random_circuits
+
+from qtn.circuit import Circuit, Feature, Trainable
+from qtn.simulation import PLAN_STATS, density_matrix, probabilities, simulate, statevector
+
+pytestmark = pytest.mark.filterwarnings("ignore:Couldn't import `kahypar`")
+
+
+def staircase(n, sweeps=1):
+    """Data-encoded RY inputs then an MPS staircase of SU(4) blocks."""
+    c = Circuit(n)
+    for q in range(n):
+        c = c.ry(q, Feature(q))
+    k = 0
+    for _ in range(sweeps):
+        for q in range(n - 1):
+            c = c.su4((q, q + 1), start=15 * k)
+            k += 1
+    return c
+
+
+@settings(max_examples=12, deadline=None)
+@given(random_circuits(max_qubits=6, max_ops=15), st.data())
+def test_quantities_match_dense_oracle_complex128(c, data):
+    n = c.n_qubits
+    sim = simulate(c, dtype="complex128")
+    qubits = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
+    np.testing.assert_allclose(sim.probs(qubits), probabilities(c, qubits), atol=1e-10)
+    paulis = "".join(data.draw(st.sampled_from("IXYZ")) for _ in range(n))
+    psi = statevector(c)
+    ref = _pauli_expectation(psi, paulis)
+    np.testing.assert_allclose(sim.expectation(paulis), ref, atol=1e-10)
+    bits = data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    np.testing.assert_allclose(
+        sim.amplitude(bits), psi[int("".join(map(str, bits)), 2)], atol=1e-10
+    )
+    np.testing.assert_allclose(sim.statevector(), psi, atol=1e-10)
+
+
+def _pauli_expectation(psi, paulis):
+    mats = {"I": np.eye(2), "X": [[0, 1], [1, 0]], "Y": [[0, -1j], [1j, 0]], "Z": [[1, 0], [0, -1]]}
+    op = np.array([[1.0]])
+    for p in paulis:
+        op = np.kron(op, np.asarray(mats[p], dtype=complex))
+    return np.real(np.vdot(psi, op @ psi))
+
+
+def test_batched_data_and_params_complex64():
+    c = staircase(5, sweeps=2)
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=c.n_params)
+    X = rng.random((7, 5))
+    sim = simulate(c)
+    p = sim.probs([0], params=theta, data=X)
+    assert p.shape == (7, 2) and p.dtype == np.float32
+    ref = np.array([probabilities(c, [0], theta, x) for x in X])
+    np.testing.assert_allclose(p, ref, atol=2e-6)
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-6)
+    thetas = rng.normal(size=(7, c.n_params))
+    e = sim.expectation({0: "Z"}, params=thetas, data=X)
+    ref = np.array([probabilities(c, [0], t, x) @ [1, -1] for t, x in zip(thetas, X)])
+    np.testing.assert_allclose(e, ref, atol=5e-6)
+
+
+def test_plan_cache_is_hit_with_new_data_no_new_search():
+    c = staircase(4)
+    sim = simulate(c)
+    theta = np.zeros(c.n_params)
+    rng = np.random.default_rng(0)
+    sim.probs([0], params=theta, data=rng.random((3, 4)))
+    before = dict(PLAN_STATS)
+    sim.probs([0], params=theta + 0.1, data=rng.random((3, 4)))  # new data and parameters
+    simulate(c).probs([0], params=theta, data=rng.random((3, 4)))  # new Simulator, same structure
+    assert PLAN_STATS["searches"] == before["searches"]
+    assert PLAN_STATS["hits"] == before["hits"] + 2
+
+
+def test_gradient_matches_finite_differences():
+    c = staircase(4)
+    rng = np.random.default_rng(3)
+    x = rng.random(4)
+    theta = rng.normal(size=c.n_params)
+    sim = simulate(c, dtype="complex128")
+    with jax.enable_x64(True):
+        f = sim.expectation_fn("ZZII")
+        g = np.asarray(jax.grad(lambda t: f(t, jnp.asarray(x)))(jnp.asarray(theta)))
+    eps = 1e-6
+    for i in (0, 7, 14, 30, 44):
+        tp, tm = theta.copy(), theta.copy()
+        tp[i] += eps
+        tm[i] -= eps
+        fd = (
+            _pauli_expectation(statevector(c, tp, x), "ZZII")
+            - _pauli_expectation(statevector(c, tm, x), "ZZII")
+        ) / (2 * eps)
+        np.testing.assert_allclose(g[i], fd, atol=1e-8)
+
+
+def test_feature_encoding_matches_classical_product_state():
+    from qtn.features import trigonometric
+
+    c = Circuit(3).ry(0, Feature(0)).ry(1, Feature(1)).ry(2, Feature(2))
+    x = np.array([0.1, 0.5, 0.95])
+    phi = trigonometric()(x)
+    sv = simulate(c, dtype="complex128").statevector(data=x)
+    np.testing.assert_allclose(sv, np.einsum("a,b,c->abc", *phi).reshape(-1), atol=1e-14)
+
+
+def test_bad_input_errors():
+    c = staircase(3)
+    sim = simulate(c)
+    theta = np.zeros(c.n_params)
+    with pytest.raises(ValueError, match="params has 5 values per sample; the circuit needs 30"):
+        sim.probs([0], params=np.zeros(5), data=np.zeros(3))
+    with pytest.raises(ValueError, match="data has 2 values"):
+        sim.probs([0], params=theta, data=np.zeros(2))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        sim.probs([0], params=theta, data=np.array([0.1, np.nan, 0.2]))
+    with pytest.raises(ValueError, match="qubits must be distinct"):
+        sim.probs([0, 0], params=theta, data=np.zeros(3))
+    with pytest.raises(ValueError, match="one letter per qubit"):
+        sim.expectation("ZZ", params=theta, data=np.zeros(3))
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        sim.probs([0], params=np.zeros((2, 30)), data=np.zeros((3, 3)))
+    with pytest.raises(NotImplementedError, match="dense oracle"):
+        simulate(Circuit(1).h(0).measure(0, 0))
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        simulate(c, dtype="float32")
+    # the dense oracle covers the non-unitary case meanwhile
+    assert np.isclose(np.trace(density_matrix(Circuit(1).h(0).measure(0, 0))), 1.0)
+
+
+def test_trainable_scale_offset():
+    c = Circuit(1).ry(0, Trainable(0, scale=2.0, offset=0.5))
+    sim = simulate(c, dtype="complex128")
+    p = sim.probs([0], params=np.array([0.3]))
+    np.testing.assert_allclose(
+        p, [np.cos((2 * 0.3 + 0.5) / 2) ** 2, np.sin((2 * 0.3 + 0.5) / 2) ** 2], atol=1e-12
+    )
