@@ -157,6 +157,7 @@ def main(argv=None):
     p.add_argument("--aer-inputs", type=int, default=1000)
     p.add_argument("--quimb-inputs", type=int, default=20)
     p.add_argument("--dtype", default="complex64")
+    p.add_argument("--only-qtn", action="store_true", help="skip the peers (e.g. on a GPU box)")
     args = p.parse_args(argv)
     c = staircase(args.qubits, args.sweeps)
     rng = np.random.default_rng(0)
@@ -166,6 +167,8 @@ def main(argv=None):
             "inputs": args.inputs}  # fmt: skip
     p_qtn, rec = run_qtn(c, theta, X, args.dtype)
     emit({**case, **rec})
+    if args.only_qtn:
+        return 0
     p_aer, rec_aer = run_aer(c, theta, X, args.aer_inputs)
     rec_aer["max_abs_diff"] = float(np.abs(p_aer - p_qtn[: args.aer_inputs]).max())
     emit({**case, **rec_aer})
