@@ -147,3 +147,21 @@ def test_trainable_scale_offset():
     np.testing.assert_allclose(
         p, [np.cos((2 * 0.3 + 0.5) / 2) ** 2, np.sin((2 * 0.3 + 0.5) / 2) ** 2], atol=1e-12
     )
+
+
+def test_sampling_is_exact_and_seeded():
+    c = Circuit(3).h(0).cx(0, 1).ry(2, Trainable(0))
+    sim = simulate(c, dtype="complex128")
+    theta = np.array([1.1])
+    a = sim.sample(20_000, params=theta, seed=7)
+    b = sim.sample(20_000, params=theta, seed=7)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (20_000, 3) and set(np.unique(a)) <= {0, 1}
+    assert np.all(a[:, 0] == a[:, 1])  # Bell pair on qubits 0, 1
+    p1 = np.sin(1.1 / 2) ** 2
+    # 5 sigma binomial bound on the frequency of qubit 2 = 1
+    assert abs(a[:, 2].mean() - p1) < 5 * np.sqrt(p1 * (1 - p1) / 20_000)
+    sub = sim.sample(10, qubits=[2, 0], params=theta, seed=1)
+    assert sub.shape == (10, 2)
+    with pytest.raises(ValueError, match="shots must be a positive integer"):
+        sim.sample(0, params=theta)

@@ -312,6 +312,31 @@ class Simulator:
         out = self._run(("state",), params, data)
         return out.reshape(*out.shape[: out.ndim - n], 2**n)
 
+    def sample(self, shots: int, qubits=None, *, params=None, data=None, seed=None) -> np.ndarray:
+        """Exact samples of ``qubits`` (default all) for one input: (shots, len(qubits)) of 0/1.
+
+        Drawn from the exact marginal distribution (at most 20 qubits), with
+        ``numpy.random.default_rng(seed)``; bits are in the order of ``qubits``.
+        """
+        if not isinstance(shots, int | np.integer) or shots < 1:
+            raise ValueError(f"shots must be a positive integer, got {shots!r}")
+        n = self.circuit.n_qubits
+        qubits = tuple(range(n)) if qubits is None else tuple(int(q) for q in qubits)
+        if len(qubits) > 20:
+            raise ValueError(
+                f"sampling {len(qubits)} qubits needs 2**{len(qubits)} probabilities; max 20"
+            )
+        for name, arr in (("params", params), ("data", data)):
+            if arr is not None and np.ndim(arr) != 1:
+                raise ValueError(
+                    f"sample takes one input: {name} must be 1-D, got shape {np.shape(arr)}"
+                )
+        p = np.asarray(self.probs(qubits, params=params, data=data), dtype=np.float64)
+        p = np.clip(p, 0, None)
+        idx = np.random.default_rng(seed).choice(p.size, size=shots, p=p / p.sum())
+        k = len(qubits)
+        return ((idx[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(np.uint8)
+
     # ------------------------------------------------------------------ differentiable functions
 
     def expectation_fn(self, paulis):
