@@ -37,20 +37,6 @@ def emit(rec):
     print(json.dumps(rec), flush=True)
 
 
-def staircase(n, sweeps):
-    from qtn.circuit import Circuit, Feature
-
-    c = Circuit(n)
-    for q in range(n):
-        c = c.ry(q, Feature(q))
-    k = 0
-    for _ in range(sweeps):
-        for q in range(n - 1):
-            c = c.su4((q, q + 1), start=15 * k)
-            k += 1
-    return c
-
-
 def run_qtn(c, theta, X, dtype):
     import jax
 
@@ -159,6 +145,8 @@ def main(argv=None):
     p.add_argument("--dtype", default="complex64")
     p.add_argument("--only-qtn", action="store_true", help="skip the peers (e.g. on a GPU box)")
     args = p.parse_args(argv)
+    from qtn.circuit import staircase
+
     c = staircase(args.qubits, args.sweeps)
     rng = np.random.default_rng(0)
     theta = rng.normal(size=c.n_params)

@@ -40,6 +40,7 @@ __all__ = [
     "GATES",
     "gate_matrix",
     "list_gates",
+    "staircase",
 ]
 
 Angle = "float | Trainable | Feature"
@@ -508,6 +509,34 @@ class Circuit:
 
     def __str__(self) -> str:
         return self.draw()
+
+
+def staircase(n_qubits: int, sweeps: int = 1, *, encode: bool = True) -> Circuit:
+    """The MPS-staircase circuit: RY(pi x_q) on every qubit (if ``encode``), then
+    ``sweeps`` sweeps of 15-parameter SU(4) blocks on qubits (0,1), (1,2), ...
+
+    The block on pair (q, q+1) of sweep s has trainable angles starting at
+    ``15 * (s * (n_qubits - 1) + q)`` (Huggins et al. 2019, arXiv:1803.11537).
+
+    Examples
+    --------
+    >>> staircase(4, sweeps=2).n_params
+    90
+    """
+    if not isinstance(n_qubits, int | np.integer) or n_qubits < 2:
+        raise ValueError(f"n_qubits must be an integer >= 2, got {n_qubits!r}")
+    if not isinstance(sweeps, int | np.integer) or sweeps < 1:
+        raise ValueError(f"sweeps must be an integer >= 1, got {sweeps!r}")
+    c = Circuit(n_qubits)
+    if encode:
+        for q in range(n_qubits):
+            c = c.ry(q, Feature(q))
+    k = 0
+    for _ in range(sweeps):
+        for q in range(n_qubits - 1):
+            c = c.su4((q, q + 1), start=15 * k)
+            k += 1
+    return c
 
 
 def _negate(a):

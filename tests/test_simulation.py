@@ -10,23 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_circuit import random_circuits
 
-from qtn.circuit import Circuit, Feature, Trainable
+from qtn.circuit import Circuit, Feature, Trainable, staircase
 from qtn.simulation import PLAN_STATS, density_matrix, probabilities, simulate, statevector
 
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn't import `kahypar`")
-
-
-def staircase(n, sweeps=1):
-    """Data-encoded RY inputs then an MPS staircase of SU(4) blocks."""
-    c = Circuit(n)
-    for q in range(n):
-        c = c.ry(q, Feature(q))
-    k = 0
-    for _ in range(sweeps):
-        for q in range(n - 1):
-            c = c.su4((q, q + 1), start=15 * k)
-            k += 1
-    return c
 
 
 @settings(max_examples=12, deadline=None)
@@ -165,3 +152,11 @@ def test_sampling_is_exact_and_seeded():
     assert sub.shape == (10, 2)
     with pytest.raises(ValueError, match="shots must be a positive integer"):
         sim.sample(0, params=theta)
+
+
+def test_staircase_builder():
+    c = staircase(5, sweeps=2)
+    assert (c.n_qubits, c.n_features, c.n_params, c.count_2q()) == (5, 5, 120, 8)
+    assert staircase(3, encode=False).n_features == 0
+    with pytest.raises(ValueError, match="n_qubits must be an integer >= 2"):
+        staircase(1)
