@@ -227,8 +227,9 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
         check_dtype(self.dtype)
 
     def _check_range(self, X, argname="X"):
+        """X validated against the feature map's range (rounding-level excursions clipped)."""
         try:
-            self._fmap().validate(X, argname)
+            return self._fmap().validate(X, argname)
         except ValueError as exc:
             raise ValueError(f"{exc}; or fit with MPSClassifier(scaling='minmax')") from None
 
@@ -258,7 +259,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
             self.scaler_ = MinMaxScaler(clip=True).fit(X)
         fm = self._fmap()
         Xs = self.scaler_.transform(X) if self.scaling == "minmax" else X
-        self._check_range(Xs)
+        Xs = self._check_range(Xs)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         method = self.method
         lr = self.learning_rate or (
@@ -275,16 +276,16 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
             Xtr, Xv, ytr, y_val = train_test_split(
                 Xs, y_enc, test_size=self.validation_fraction, random_state=seed, stratify=strat
             )
-            phi_val = fm(np.asarray(Xv, dtype))
+            phi_val = fm(np.asarray(Xv, dtype), validate=False)
         elif eval_set is not None:
             Xv, yv = eval_set
             Xv = validate_data(self, Xv, reset=False, dtype=[np.float64, np.float32])
             if self.scaling == "minmax":
                 Xv = self.scaler_.transform(Xv)
-            self._check_range(Xv, "eval_set X")
+            Xv = self._check_range(Xv, "eval_set X")
             lookup = {c: i for i, c in enumerate(classes.tolist())}
             y_val = np.array([lookup[v] for v in np.asarray(yv).tolist()])
-            phi_val = fm(np.asarray(Xv, dtype))
+            phi_val = fm(np.asarray(Xv, dtype), validate=False)
 
         config = FitConfig(
             method=method, loss=self.loss, optimizer=self.optimizer, learning_rate=lr,
@@ -302,7 +303,7 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
                 label_site=self.label_site, init_std=float(self.init_std), dtype=jdt,
             )  # fmt: skip
             params, history, info = fit_mps(
-                params, np.asarray(fm(np.asarray(Xtr, dtype)), dtype), ytr, config,
+                params, np.asarray(fm(np.asarray(Xtr, dtype), validate=False), dtype), ytr, config,
                 phi_val=None if phi_val is None else np.asarray(phi_val, dtype),
                 y_val=y_val, seed=seed,
             )  # fmt: skip
@@ -321,14 +322,14 @@ class MPSClassifier(ClassifierMixin, BaseEstimator):
         if self.scaling == "minmax":
             X = self.scaler_.transform(X)
         fm = self._fmap()
-        self._check_range(X)
+        X = self._check_range(X)
         n = X.shape[0]
         fh = np.empty((n, len(self.classes_)), dtype)
         ln = np.empty(n, dtype)
         with x64_if(dtype):
             for s, e, size in _chunks(n):
                 phi = np.zeros((size, X.shape[1], fm.dim), dtype)
-                phi[: e - s] = fm(np.asarray(X[s:e], dtype))
+                phi[: e - s] = fm(np.asarray(X[s:e], dtype), validate=False)
                 phi[e - s :, :, 0] = 1.0  # padding rows: any valid input
                 f, lg = batch_amplitudes(self.params_, phi)
                 fh[s:e], ln[s:e] = np.asarray(f)[: e - s], np.asarray(lg)[: e - s]

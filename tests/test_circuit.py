@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import DensityMatrix, Operator, Statevector
+from scipy.stats import unitary_group
 
-from qtn.circuit import GATES, Circuit, Feature, Gate, Trainable, gate_matrix
+from qtn.circuit import GATES, Circuit, Feature, Gate, Reset, Trainable, gate_matrix, resolve
 from qtn.simulation import density_matrix, probabilities, statevector
 
 
@@ -42,8 +43,6 @@ def to_qiskit(c: Circuit, params=None, data=None) -> QuantumCircuit:
         elif op.name in ("su4", "unitary", "iswap") or len(op.qubits) > 2:
             qc.unitary(op.numeric_matrix(params, data), list(reversed(op.qubits)))
         else:
-            from qtn.circuit import resolve
-
             angles = [resolve(a, params, data) for a in op.angles]
             getattr(qc, {"u3": "u", "id": "id"}.get(op.name, op.name))(*angles, *op.qubits)
     return qc
@@ -61,10 +60,7 @@ def test_library_gates_are_unitary_and_match_qiskit(name):
     n = g.n_qubits
     perm = list(range(n - 1, -1, -1))
     op_be = op.reshape((2,) * (2 * n)).transpose(perm + [p + n for p in perm]).reshape(2**n, 2**n)
-    if name in ("su4", "iswap"):
-        np.testing.assert_allclose(op_be, m, atol=1e-12)
-    else:
-        np.testing.assert_allclose(op_be, m, atol=1e-12)
+    np.testing.assert_allclose(op_be, m, atol=1e-12)
 
 
 ONE_Q = [n for n, g in GATES.items() if g.n_qubits == 1]
@@ -82,8 +78,6 @@ def random_circuits(draw, max_qubits=6, max_ops=25):
             k = min(3, n)
             qs = draw(st.permutations(range(n)))[:k]
             seed = draw(st.integers(0, 2**16))
-            from scipy.stats import unitary_group
-
             c = c.unitary(unitary_group.rvs(2**k, random_state=seed), tuple(qs))
             continue
         g = GATES[name]
@@ -110,8 +104,6 @@ def test_density_matrix_with_resets_matches_qiskit(c, data):
     ops = list(c.ops)
     for _ in range(data.draw(st.integers(0, 3))):
         pos = data.draw(st.integers(0, len(ops)))
-        from qtn.circuit import Reset
-
         ops.insert(pos, Reset(data.draw(st.integers(0, n - 1))))
     c = Circuit(n, tuple(ops))
     ours = density_matrix(c)

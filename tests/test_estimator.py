@@ -193,6 +193,10 @@ def test_to_quimb_matches_predictions(fitted, digits_split):
     np.testing.assert_allclose(f / scale, np.exp(logn[0]) * fhat[0] / scale, atol=1e-5)
     mps = fitted.to_quimb()
     assert "label" in mps[fitted.params_.label_site].inds
+    with pytest.raises(TypeError, match="quimb MatrixProductState"):
+        qtn.models.from_quimb(np.zeros(3))
+    with pytest.raises(ValueError, match="smaller than the largest bond"):
+        qtn.models.from_quimb(mps, bond_dim=2)
     back = qtn.models.from_quimb(mps)
     np.testing.assert_allclose(dense_amplitudes(back, phi) / scale, f / scale, atol=1e-6)
 

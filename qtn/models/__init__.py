@@ -6,13 +6,10 @@ from qtn.models.mps import (
     amplitudes,
     batch_amplitudes,
     bond_dims,
-    born_probs,
     dense_amplitudes,
     init_mps,
     move_label,
     pad_bond_dim,
-    predict_logits,
-    softmax_probs,
 )
 
 __all__ = [
@@ -24,9 +21,6 @@ __all__ = [
     "init_mps",
     "amplitudes",
     "batch_amplitudes",
-    "predict_logits",
-    "born_probs",
-    "softmax_probs",
     "dense_amplitudes",
     "move_label",
     "bond_dims",

@@ -61,7 +61,7 @@ def to_quimb(params: MPSParams, *, per_class: bool = False):
     if k == 0:
         data = full[0].transpose(2, 0, 1)  # (r, p, L)
     elif k == params.n_sites - 1:
-        data = full[..., 0].transpose(0, 1, 2)  # (l, p, L)
+        data = full[..., 0]  # (l, p, L)
     else:
         data = full.transpose(0, 3, 1, 2)  # (l, r, p, L)
     t.modify(data=data, inds=(*t.inds, "label"))
@@ -79,28 +79,35 @@ def from_quimb(mps, *, bond_dim: int | None = None) -> MPSParams:
     """
     if isinstance(mps, list | tuple):
         return _from_class_list(list(mps), bond_dim)
-    n = mps.L
-    label_sites = [i for i in range(n) if "label" in mps[i].inds]
+    if not hasattr(mps, "L") or not hasattr(mps, "site_ind"):
+        raise TypeError(
+            f"mps must be a quimb MatrixProductState or a list of them, got {type(mps).__name__}"
+        )
+    label_sites = [i for i in range(mps.L) if "label" in mps[i].inds]
     if len(label_sites) != 1:
         raise ValueError(
             f"expected exactly one tensor with a 'label' index, found {len(label_sites)}"
         )
     k = label_sites[0]
+    return _pack(_cores_of(mps, label_site=k), k, bond_dim)
+
+
+def _cores_of(mps, label_site=None) -> list[np.ndarray]:
+    """Cores (left bond, phys[, label], right bond) of a quimb MPS, edges given unit bonds."""
+    n = mps.L
     cores = []
     for i in range(n):
         t = mps[i]
         left = [ix for ix in t.inds if i > 0 and ix in mps[i - 1].inds]
         right = [ix for ix in t.inds if i < n - 1 and ix in mps[i + 1].inds]
-        phys = [mps.site_ind(i)]
-        lab = ["label"] if i == k else []
-        order = left + phys + lab + right
-        data = np.asarray(t.transpose(*order).data)
+        lab = ["label"] if i == label_site else []
+        data = np.asarray(t.transpose(*left, mps.site_ind(i), *lab, *right).data)
         if i == 0:
             data = data[None]
         if i == n - 1:
             data = data[..., None]
         cores.append(data)
-    return _pack(cores, k, bond_dim)
+    return cores
 
 
 def _from_class_list(mpss, bond_dim):
@@ -108,22 +115,9 @@ def _from_class_list(mpss, bond_dim):
     if n_cls < 2:
         raise ValueError(f"need at least two per-class MPS, got {n_cls}")
     n = mpss[0].L
-    per = []
-    for m in mpss:
-        if m.L != n:
-            raise ValueError("all per-class MPS must have the same number of sites")
-        cs = []
-        for i in range(n):
-            t = m[i]
-            left = [ix for ix in t.inds if i > 0 and ix in m[i - 1].inds]
-            right = [ix for ix in t.inds if i < n - 1 and ix in m[i + 1].inds]
-            data = np.asarray(t.transpose(*left, m.site_ind(i), *right).data)
-            if i == 0:
-                data = data[None]
-            if i == n - 1:
-                data = data[..., None]
-            cs.append(data)
-        per.append(cs)
+    if any(m.L != n for m in mpss):
+        raise ValueError("all per-class MPS must have the same number of sites")
+    per = [_cores_of(m) for m in mpss]
     # direct sum: block-diagonal bonds; the label sits on the last site, which
     # picks class l's block; the first site concatenates the blocks
     k = n - 1
@@ -152,10 +146,10 @@ def _from_class_list(mpss, bond_dim):
 
 
 def _pack(cores, k, bond_dim):
-    chi = max(max(c.shape[0], c.shape[-1]) for c in cores)
-    chi = chi if bond_dim is None else bond_dim
-    if chi < max(max(c.shape[0], c.shape[-1]) for c in cores):
-        raise ValueError(f"bond_dim={bond_dim} is smaller than a bond of the MPS")
+    largest = max(max(c.shape[0], c.shape[-1]) for c in cores)
+    chi = largest if bond_dim is None else bond_dim
+    if chi < largest:
+        raise ValueError(f"bond_dim={bond_dim} is smaller than the largest bond ({largest})")
     out = []
     for c in cores:
         pad = [(0, chi - c.shape[0])] + [(0, 0)] * (c.ndim - 2) + [(0, chi - c.shape[-1])]

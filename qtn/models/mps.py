@@ -38,9 +38,6 @@ __all__ = [
     "init_mps",
     "amplitudes",
     "batch_amplitudes",
-    "predict_logits",
-    "born_probs",
-    "softmax_probs",
     "dense_amplitudes",
     "move_label",
     "bond_dims",
@@ -64,7 +61,7 @@ class MPSParams:
     right
         Cores of sites ``k+1..N-1``, shape (N-k-1, chi, d, chi).
     log_temp
-        Log of the softmax temperature (a scalar), used only by ``softmax_probs``.
+        Log of the softmax temperature (a scalar), used only by the softmax output rule.
 
     The static structure is read off the shapes: ``n_sites``, ``label_site``,
     ``bond_dim``, ``phys_dim``, ``n_classes``.
@@ -257,24 +254,6 @@ def amplitudes(params: MPSParams, phi: jax.Array) -> tuple[jax.Array, jax.Array]
 
 batch_amplitudes = jax.jit(jax.vmap(amplitudes, in_axes=(None, 0)))
 """``amplitudes`` vmapped over a batch and jitted: phi (B, N, d) -> fhat (B, L), log_norm (B,)."""
-
-
-def predict_logits(params: MPSParams, phi: jax.Array, output: str = "born") -> jax.Array:
-    """Log-probabilities per class for a batch under the ``"born"`` or ``"softmax"`` rule."""
-    fhat, _ = batch_amplitudes(params, phi)
-    if output == "born":
-        return jnp.log(fhat**2 + _TINY)
-    return jax.nn.log_softmax(jnp.exp(params.log_temp) * fhat, axis=-1)
-
-
-def born_probs(fhat: jax.Array) -> jax.Array:
-    """Born rule p_l = |f_l|^2 / sum_k |f_k|^2 (exact, since fhat has unit norm)."""
-    return fhat**2 / jnp.sum(fhat**2, axis=-1, keepdims=True)
-
-
-def softmax_probs(params: MPSParams, fhat: jax.Array) -> jax.Array:
-    """Softmax of the normalised amplitudes scaled by the learned temperature exp(log_temp)."""
-    return jax.nn.softmax(jnp.exp(params.log_temp) * fhat, axis=-1)
 
 
 # ----------------------------------------------------------------------------- oracle, utilities

@@ -282,6 +282,10 @@ class Simulator:
 
     def expectation(self, paulis, *, params=None, data=None) -> np.ndarray:
         """Expectation value of a Pauli string: ``"ZIX"`` (one letter per qubit) or ``{q: "Z"}``."""
+        return np.real(self._run(("expect", self._paulis(paulis)), params, data))
+
+    def _paulis(self, paulis) -> tuple:
+        """Normalise ``"ZIX"`` or ``{q: "Z"}`` to sorted ((qubit, letter), ...), validated."""
         n = self.circuit.n_qubits
         if isinstance(paulis, str):
             if len(paulis) != n:
@@ -293,7 +297,7 @@ class Simulator:
                 raise ValueError(
                     f"bad Pauli term ({q}, {p!r}): qubits in [0, {n - 1}], letters IXYZ"
                 )
-        return np.real(self._run(("expect", ops), params, data))
+        return ops
 
     def amplitude(self, bits, *, params=None, data=None) -> np.ndarray:
         """The amplitude <bits|psi> (bits big-endian, qubit 0 first)."""
@@ -344,13 +348,7 @@ class Simulator:
 
         Example: ``jax.grad(lambda th: sim.expectation_fn("ZI")(th, x))(theta)``.
         """
-        n = self.circuit.n_qubits
-        if isinstance(paulis, str):
-            paulis = {q: p for q, p in enumerate(paulis.upper()) if p != "I"}
-        ops = tuple(sorted((int(q), str(p).upper()) for q, p in dict(paulis).items()))
-        if any(not 0 <= q < n or p not in _PAULI for q, p in ops):
-            raise ValueError(f"bad Pauli terms {ops}: qubits in [0, {n - 1}], letters IXYZ")
-        fn = self._plan(("expect", ops), (False, False))
+        fn = self._plan(("expect", self._paulis(paulis)), (False, False))
         return lambda params, data=None: fn(params, _empty(data, params)).real
 
     def probs_fn(self, qubits):
