@@ -1,4 +1,4 @@
-"""Backend-neutral circuit IR: frozen gates, parameter slots, measure/reset/discard.
+"""Backend-neutral circuit IR: frozen gates, parameter slots, measure/reset/discard, noise.
 
 Nothing here imports JAX or Qiskit. Qubit order follows quimb: qubit 0 is the
 leftmost (most significant) factor of a computational basis state, so
@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from qtn.noise import Channel
+
 __all__ = [
     "Trainable",
     "Feature",
@@ -36,6 +38,7 @@ __all__ = [
     "Measure",
     "Reset",
     "Discard",
+    "Noise",
     "Circuit",
     "GATES",
     "gate_matrix",
@@ -286,7 +289,25 @@ class Discard:
         return (self.qubit,)
 
 
-Op = Gate | Measure | Reset | Discard
+@dataclass(frozen=True)
+class Noise:
+    """A noise channel (:class:`qtn.noise.Channel`, Kraus operators) acting on ``qubits``."""
+
+    channel: Channel
+    qubits: tuple[int, ...]
+
+    def __post_init__(self):
+        if not isinstance(self.channel, Channel):
+            raise ValueError(f"channel must be a qtn.noise.Channel, got {self.channel!r}")
+        object.__setattr__(self, "qubits", tuple(int(q) for q in np.atleast_1d(self.qubits)))
+        if len(self.qubits) != self.channel.n_qubits or len(set(self.qubits)) != len(self.qubits):
+            raise ValueError(
+                f"channel {self.channel.name!r} acts on {self.channel.n_qubits} distinct "
+                f"qubit(s), got {self.qubits}"
+            )
+
+
+Op = Gate | Measure | Reset | Discard | Noise
 
 
 def resolve(a, theta=None, x=None) -> float:
@@ -314,7 +335,8 @@ class Circuit:
     n_qubits
         Number of qubits (>= 1).
     ops
-        Tuple of :class:`Gate`, :class:`Measure`, :class:`Reset`, :class:`Discard`.
+        Tuple of :class:`Gate`, :class:`Measure`, :class:`Reset`, :class:`Discard`,
+        :class:`Noise`.
 
     ``n_params``, ``n_features`` and ``n_clbits`` are derived: one more than the
     largest index used.
@@ -329,8 +351,10 @@ class Circuit:
         object.__setattr__(self, "ops", tuple(self.ops))
         discarded: set[int] = set()
         for pos, op in enumerate(self.ops):
-            if not isinstance(op, Gate | Measure | Reset | Discard):
-                raise ValueError(f"operation {pos} is not a Gate/Measure/Reset/Discard: {op!r}")
+            if not isinstance(op, Gate | Measure | Reset | Discard | Noise):
+                raise ValueError(
+                    f"operation {pos} is not a Gate/Measure/Reset/Discard/Noise: {op!r}"
+                )
             for q in op.qubits:
                 if not 0 <= q < self.n_qubits:
                     raise ValueError(
@@ -421,6 +445,10 @@ class Circuit:
 
     def discard(self, q) -> Circuit:
         return self.append(Discard(int(q)))
+
+    def noise(self, channel: Channel, qubits) -> Circuit:
+        """Apply a :class:`qtn.noise.Channel` to ``qubits`` here."""
+        return self.append(Noise(channel, qubits))
 
     # -- utilities
     def compose(self, other: Circuit) -> Circuit:
@@ -551,6 +579,9 @@ def _label(op) -> str:
         return f"{op.name}({args}) q{list(op.qubits)}" if args else f"{op.name} q{list(op.qubits)}"
     if isinstance(op, Measure):
         return f"measure q{op.qubit} -> c{op.clbit}"
+    if isinstance(op, Noise):
+        args = ", ".join(f"{k}={v:g}" for k, v in op.channel.params)
+        return f"noise {op.channel.name}({args}) q{list(op.qubits)}"
     return f"{type(op).__name__.lower()} q{op.qubit}"
 
 

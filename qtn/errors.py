@@ -13,6 +13,7 @@ __all__ = [
     "DataIntegrityError",
     "NonFiniteError",
     "FormatError",
+    "ContractionTooLargeError",
 ]
 
 
@@ -34,3 +35,7 @@ class NonFiniteError(QtnError, FloatingPointError):
 
 class FormatError(QtnError, ValueError):
     """A saved qtn file is of the wrong kind, truncated, or from a newer format."""
+
+
+class ContractionTooLargeError(QtnError, MemoryError):
+    """A tensor-network contraction cannot fit the memory limit, even after slicing."""

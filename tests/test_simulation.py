@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from test_circuit import random_circuits
 
 from qtn.circuit import Circuit, Feature, Trainable, staircase
-from qtn.simulation import PLAN_STATS, density_matrix, probabilities, simulate, statevector
+from qtn.simulation import PLAN_STATS, probabilities, simulate, statevector
 
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn't import `kahypar`")
 
@@ -119,12 +119,18 @@ def test_bad_input_errors():
         sim.expectation("ZZ", params=theta, data=np.zeros(3))
     with pytest.raises(ValueError, match="batch sizes differ"):
         sim.probs([0], params=np.zeros((2, 30)), data=np.zeros((3, 3)))
-    with pytest.raises(NotImplementedError, match="dense oracle"):
-        simulate(Circuit(1).h(0).measure(0, 0))
+    with pytest.raises(ValueError, match="statevector needs a pure state"):
+        simulate(Circuit(1).h(0).measure(0, 0)).statevector()
+    with pytest.raises(ValueError, match="amplitude needs a pure state"):
+        simulate(Circuit(1).h(0).reset(0)).amplitude([0])
     with pytest.raises(ValueError, match="dtype must be one of"):
         simulate(c, dtype="float32")
-    # the dense oracle covers the non-unitary case meanwhile
-    assert np.isclose(np.trace(density_matrix(Circuit(1).h(0).measure(0, 0))), 1.0)
+    with pytest.raises(ValueError, match="backend must be 'jax' or 'numpy'"):
+        simulate(c, backend="torch")
+    with pytest.raises(ValueError, match="max_memory must be"):
+        simulate(c, max_memory="lots")
+    with pytest.raises(TypeError, match="noise must be a qtn.noise.NoiseModel"):
+        simulate(c, noise="depolarizing")
 
 
 def test_trainable_scale_offset():

@@ -9,14 +9,18 @@ basis-state index. Non-unitary operations act as channels on the density matrix:
 - ``Reset``: rho -> |0><0| (x) tr_q(rho);
 - ``Discard``: trace the qubit out. The register keeps its size, so the qubit
   is left in |0> (an unusable qubit until reset, which the IR enforces), which
-  changes no later quantity.
+  changes no later quantity;
+- ``Noise``: rho -> sum_i K_i rho K_i^dagger on its qubits.
+
+A :class:`qtn.noise.NoiseModel` passed as ``noise`` is applied to the circuit
+first (channels after gates); its readout errors act on :func:`probabilities`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from qtn.circuit import Circuit, Gate, Measure
+from qtn.circuit import Circuit, Gate, Measure, Noise
 
 __all__ = ["statevector", "density_matrix", "probabilities", "MAX_SV_QUBITS", "MAX_DM_QUBITS"]
 
@@ -63,7 +67,7 @@ def density_matrix(circuit: Circuit, params=None, data=None, noise=None) -> np.n
     """Exact final density matrix, shape (2**n, 2**n), with measure/reset/discard as channels."""
     _check(circuit, MAX_DM_QUBITS, "a density matrix")
     if noise is not None:
-        raise NotImplementedError("noise channels are not implemented yet in the dense oracle")
+        circuit = noise.apply(circuit)
     _check_lengths(circuit, params, data)
     n = circuit.n_qubits
     rho = np.zeros((2,) * (2 * n), dtype=complex)
@@ -73,6 +77,11 @@ def density_matrix(circuit: Circuit, params=None, data=None, noise=None) -> np.n
             u = op.numeric_matrix(params, data)
             rho = _apply(rho, u, op.qubits)
             rho = _apply(rho, u.conj(), tuple(q + n for q in op.qubits))
+        elif isinstance(op, Noise):
+            new = np.zeros_like(rho)
+            for k in op.channel.kraus:
+                new += _apply(_apply(rho, k, op.qubits), k.conj(), tuple(q + n for q in op.qubits))
+            rho = new
         elif isinstance(op, Measure):
             q = op.qubit
             idx0 = [slice(None)] * (2 * n)
@@ -94,26 +103,28 @@ def density_matrix(circuit: Circuit, params=None, data=None, noise=None) -> np.n
     return rho.reshape(2**n, 2**n)
 
 
-def probabilities(circuit: Circuit, qubits=None, params=None, data=None) -> np.ndarray:
+def probabilities(circuit: Circuit, qubits=None, params=None, data=None, noise=None) -> np.ndarray:
     """Marginal probabilities of measuring ``qubits`` (default all) in the Z basis.
 
     The result has 2**len(qubits) entries, indexed big-endian in the order given.
-    Uses the statevector for unitary circuits and the density matrix otherwise.
+    Uses the statevector for unitary noiseless circuits and the density matrix
+    otherwise; readout errors of ``noise`` are applied to the result.
     """
     n = circuit.n_qubits
     qubits = tuple(range(n)) if qubits is None else tuple(int(q) for q in qubits)
     if any(not 0 <= q < n for q in qubits) or len(set(qubits)) != len(qubits):
         raise ValueError(f"qubits must be distinct and in [0, {n - 1}], got {qubits}")
-    if circuit.is_unitary:
+    if circuit.is_unitary and (noise is None or not noise.gate_rules):
         p = np.abs(statevector(circuit, params, data).reshape((2,) * n)) ** 2
     else:
-        p = np.real(np.diagonal(density_matrix(circuit, params, data))).reshape((2,) * n)
+        rho = density_matrix(circuit, params, data, noise=noise)
+        p = np.real(np.diagonal(rho)).reshape((2,) * n)
     others = tuple(q for q in range(n) if q not in qubits)
     p = p.sum(axis=others) if others else p
     # remaining axes are in increasing qubit order; reorder to the requested order
     order = sorted(qubits)
-    p = np.transpose(p, [order.index(q) for q in qubits])
-    return p.reshape(-1)
+    p = np.transpose(p, [order.index(q) for q in qubits]).reshape(-1)
+    return p if noise is None else noise.apply_readout(p, qubits)
 
 
 def _check_lengths(circuit, params, data):
