@@ -125,6 +125,16 @@ def _rzz(t, xp=np):
     )
 
 
+def _pauli_rot(p):
+    """exp(-i t/2 P) for a two-qubit Pauli product P (P^2 = I)."""
+
+    def rot(t, xp=np):
+        eye = xp.asarray(np.eye(4, dtype=complex))
+        return xp.cos(t / 2) * eye - 1j * xp.sin(t / 2) * xp.asarray(p)
+
+    return rot
+
+
 def _can(a, b, c, xp=np):
     """exp(i (a XX + b YY + c ZZ)) in closed form: the three terms commute and square to I."""
     eye = xp.asarray(np.eye(4, dtype=complex))
@@ -182,6 +192,8 @@ GATES: dict[str, GateDef] = {
     "swap": GateDef(2, 0, _const([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])),
     "iswap": GateDef(2, 0, _const([[1, 0, 0, 0], [0, 0, 1j, 0], [0, 1j, 0, 0], [0, 0, 0, 1]])),
     "rzz": GateDef(2, 1, _rzz, True),
+    "rxx": GateDef(2, 1, _pauli_rot(_XX), True),
+    "ryy": GateDef(2, 1, _pauli_rot(_YY), True),
     "su4": GateDef(2, 15, _su4),
 }
 
@@ -468,7 +480,7 @@ class Circuit:
         dagger_names = {"s": "sdg", "sdg": "s", "t": "tdg", "tdg": "t"}
         for op in reversed(self.ops):
             symbolic = any(isinstance(a, Trainable | Feature) for a in op.angles)
-            if op.name in ("rx", "ry", "rz", "rzz"):
+            if op.name in ("rx", "ry", "rz", "rzz", "rxx", "ryy"):
                 inv.append(Gate(op.name, op.qubits, (_negate(op.angles[0]),)))
             elif op.name in dagger_names or op.name in (
                 "id",

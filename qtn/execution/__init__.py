@@ -1,0 +1,43 @@
+"""Execution on Qiskit backends: Aer, fake hardware backends, any BackendV2.
+
+- :class:`Runner` / :func:`run`: transpile once per structure, run many
+  (params, data) bindings through ``SamplerV2`` parameter arrays.
+- :func:`to_aer_noise_model`: a qtn :class:`~qtn.noise.NoiseModel` as an Aer one.
+- :class:`ReadoutMitigator`: tensored calibration-matrix readout mitigation.
+- :func:`finetune`: shot-based SPSA or parameter-shift fine-tuning.
+"""
+
+from qtn.execution.finetune import (
+    FinetuneResult,
+    accuracy,
+    cross_entropy_loss,
+    finetune,
+    kl_loss,
+    parameter_shift_grad,
+)
+from qtn.execution.mitigation import ReadoutMitigator, project_to_simplex
+from qtn.execution.runner import (
+    Runner,
+    RunResult,
+    class_probabilities,
+    predict,
+    run,
+    to_aer_noise_model,
+)
+
+__all__ = [
+    "run",
+    "Runner",
+    "RunResult",
+    "to_aer_noise_model",
+    "class_probabilities",
+    "predict",
+    "accuracy",
+    "ReadoutMitigator",
+    "project_to_simplex",
+    "finetune",
+    "FinetuneResult",
+    "cross_entropy_loss",
+    "kl_loss",
+    "parameter_shift_grad",
+]
