@@ -4,8 +4,8 @@ The pipeline, one subpackage per stage::
 
     data -> features -> models -> training -> compilation -> simulation -> export -> execution
 
-Today data, features, the MPS classifier, the circuit IR and a dense oracle exist;
-see the README.
+Today data, features, the MPS classifier, the circuit IR, simulation with noise,
+Qiskit export and execution exist; compilation is next. See the README.
 
 Public names are resolved lazily on first use, so ``import qtn`` does no work
 and does not import JAX, quimb or Qiskit.
@@ -49,12 +49,20 @@ _LAZY = {
     "Circuit": "qtn.circuit",
     "Trainable": "qtn.circuit",
     "Feature": "qtn.circuit",
+    # simulation, noise, Qiskit
+    "simulate": "qtn.simulation",
+    "NoiseModel": "qtn.noise",
+    "to_qiskit": "qtn.export",
+    "from_qiskit": "qtn.export",
+    "run": "qtn.execution",
+    "finetune": "qtn.execution",
     # errors
     "QtnError": "qtn.errors",
     "DataNotFoundError": "qtn.errors",
     "DataIntegrityError": "qtn.errors",
     "NonFiniteError": "qtn.errors",
     "FormatError": "qtn.errors",
+    "ContractionTooLargeError": "qtn.errors",
 }
 _SUBMODULES = (
     "data",
@@ -64,6 +72,9 @@ _SUBMODULES = (
     "estimators",
     "circuit",
     "simulation",
+    "noise",
+    "export",
+    "execution",
     "errors",
     "cli",
 )
@@ -86,10 +97,23 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from qtn import circuit, data, errors, estimators, features, models, simulation, training
+    from qtn import (
+        circuit,
+        data,
+        errors,
+        estimators,
+        execution,
+        export,
+        features,
+        models,
+        noise,
+        simulation,
+        training,
+    )
     from qtn.circuit import Circuit, Feature, Trainable
     from qtn.data import bars_and_stripes, load_digits, load_fashion_mnist, load_mnist
     from qtn.errors import (
+        ContractionTooLargeError,
         DataIntegrityError,
         DataNotFoundError,
         FormatError,
@@ -97,6 +121,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         QtnError,
     )
     from qtn.estimators import MPSClassifier
+    from qtn.execution import finetune, run
+    from qtn.export import from_qiskit, to_qiskit
     from qtn.features import (
         FeatureMap,
         angle_encoding,
@@ -105,3 +131,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         register_feature_map,
     )
     from qtn.models import MPSParams, from_quimb, init_mps, to_quimb
+    from qtn.noise import NoiseModel
+    from qtn.simulation import simulate

@@ -19,14 +19,15 @@ def check_dtype(dtype) -> str:
 
 @contextlib.contextmanager
 def x64_if(dtype: str):
-    """Enable JAX float64 inside the block when ``dtype == 'float64'``; never globally."""
+    """JAX float64 on inside the block when ``dtype == 'float64'``, off otherwise; never global.
+
+    Switching it off explicitly for float32 keeps complex64/float32 code paths
+    exact even when a caller has enabled x64 globally.
+    """
     import jax
 
-    if dtype != "float64":
-        yield
-        return
     ctx = getattr(jax, "enable_x64", None)
     if ctx is None:  # older JAX
         from jax.experimental import enable_x64 as ctx
-    with ctx(True):
+    with ctx(dtype == "float64"):
         yield

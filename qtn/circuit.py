@@ -129,18 +129,20 @@ def _pauli_rot(p):
     """exp(-i t/2 P) for a two-qubit Pauli product P (P^2 = I)."""
 
     def rot(t, xp=np):
-        eye = xp.asarray(np.eye(4, dtype=complex))
-        return xp.cos(t / 2) * eye - 1j * xp.sin(t / 2) * xp.asarray(p)
+        dt = (xp.cos(t) + 0j).dtype  # constants follow the angle's precision
+        eye = xp.asarray(np.eye(4)).astype(dt)
+        return xp.cos(t / 2) * eye - 1j * xp.sin(t / 2) * xp.asarray(p).astype(dt)
 
     return rot
 
 
 def _can(a, b, c, xp=np):
     """exp(i (a XX + b YY + c ZZ)) in closed form: the three terms commute and square to I."""
-    eye = xp.asarray(np.eye(4, dtype=complex))
+    dt = (xp.cos(a) + 0j).dtype  # constants follow the angles' precision
+    eye = xp.asarray(np.eye(4)).astype(dt)
     out = eye
     for t, p in ((a, _XX), (b, _YY), (c, _ZZ)):
-        out = out @ (xp.cos(t) * eye + 1j * xp.sin(t) * xp.asarray(p))
+        out = out @ (xp.cos(t) * eye + 1j * xp.sin(t) * xp.asarray(p).astype(dt))
     return out
 
 
