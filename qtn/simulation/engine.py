@@ -190,9 +190,12 @@ def _gate_stack(variable: list):
         uniq.setdefault(id(op), op)
     groups: dict = {}
     for uid, op in uniq.items():
-        groups.setdefault(op.name, []).append((uid, op))
+        # gates without data-bound angles form their own groups: under vmap over data
+        # they stay unbatched (built once per call, not once per sample)
+        data_bound = any(isinstance(a, Feature) for a in op.angles)
+        groups.setdefault((op.name, data_bound), []).append((uid, op))
     plans = []
-    for name, members in groups.items():
+    for (name, data_bound), members in groups.items():
         kind = np.array([[0 if isinstance(a, Trainable) else 1 if isinstance(a, Feature) else 2
                           for a in op.angles] for _, op in members])  # fmt: skip
         index = np.array([[getattr(a, "index", 0) for a in op.angles] for _, op in members])
@@ -200,14 +203,22 @@ def _gate_stack(variable: list):
                            for a in op.angles] for _, op in members])  # fmt: skip
         offset = np.array([[a.offset if isinstance(a, Trainable | Feature) else float(a)
                             for a in op.angles] for _, op in members])  # fmt: skip
-        plans.append((GATES[name].matrix, [uid for uid, _ in members], kind, index, scale, offset))
+        uids = [uid for uid, _ in members]
+        plans.append((GATES[name].matrix, uids, kind, index, scale, offset, data_bound))
 
     def tensors(theta, x, xp, cdt):
         n_p, n_f = theta.shape[0], x.shape[0]
-        src = xp.concatenate([theta, xp.asarray(x, dtype=theta.dtype), xp.ones(1, theta.dtype)])
+        one = xp.ones(1, theta.dtype)
+        src_p = xp.concatenate([theta, one])
+        src_x = xp.concatenate([theta, xp.asarray(x, dtype=theta.dtype), one])
         mats = {}
-        for fn, uids, kind, index, scale, offset in plans:
-            gather = np.where(kind == 0, index, np.where(kind == 1, n_p + index, n_p + n_f))
+        for fn, uids, kind, index, scale, offset, data_bound in plans:
+            if data_bound:
+                src = src_x
+                gather = np.where(kind == 0, index, np.where(kind == 1, n_p + index, n_p + n_f))
+            else:
+                src = src_p
+                gather = np.where(kind == 0, index, n_p)
             angles = xp.asarray(scale, theta.dtype) * src[gather] + xp.asarray(offset, theta.dtype)
             if xp is np:
                 stack = np.stack([fn(*row, xp=np) for row in angles])
