@@ -35,6 +35,21 @@ import time
 import numpy as np
 
 
+def _record(library, method, bond_dim, secs, acc, fit_s, infer_us) -> dict:
+    """The fields every training case reports, per-epoch times summarised."""
+    return {
+        "library": library,
+        "method": method,
+        "bond_dim": bond_dim,
+        "epochs": len(secs),
+        "test_accuracy": acc,
+        "fit_s": fit_s,
+        "first_epoch_s": secs[0],
+        "median_epoch_s": statistics.median(secs[1:]) if len(secs) > 1 else secs[0],
+        "infer_us": infer_us,
+    }
+
+
 def emit(rec: dict) -> None:
     print(json.dumps(rec), flush=True)
 
@@ -97,15 +112,7 @@ def run_qtn(
     secs = [h["seconds"] for h in clf.history_]
     wall = np.cumsum(secs).tolist()
     return {
-        "library": "qtn",
-        "method": method,
-        "bond_dim": bond_dim,
-        "epochs": len(secs),
-        "test_accuracy": acc,
-        "fit_s": fit_s,
-        "first_epoch_s": secs[0],
-        "median_epoch_s": statistics.median(secs[1:]) if len(secs) > 1 else secs[0],
-        "infer_us": infer_us,
+        **_record("qtn", method, bond_dim, secs, acc, fit_s, infer_us),
         "n_params": clf.params_.n_params,
         "curve": [[round(w, 2), round(h["val_accuracy"], 4)] for w, h in zip(wall, clf.history_)],
         **({"label": label} if label else {}),
@@ -172,15 +179,7 @@ def run_tn4ml(Xtr, ytr, Xte, yte, *, bond_dim, epochs, lr=1e-3):
     secs = list(hist["epoch_time"])
     jax.config.update("jax_enable_x64", False)
     return {
-        "library": "tn4ml",
-        "method": "gradient",
-        "bond_dim": bond_dim,
-        "epochs": len(secs),
-        "test_accuracy": acc,
-        "fit_s": fit_s,
-        "first_epoch_s": secs[0],
-        "median_epoch_s": statistics.median(secs[1:]) if len(secs) > 1 else secs[0],
-        "infer_us": infer_us,
+        **_record("tn4ml", "gradient", bond_dim, secs, acc, fit_s, infer_us),
         "dtype": "float64",
     }
 

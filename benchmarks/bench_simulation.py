@@ -73,7 +73,7 @@ def run_aer(c, theta, X, n_aer, noise=None):
     from qiskit import transpile
     from qiskit_aer import AerSimulator
 
-    from qtn.export import qiskit_qubit, to_qiskit
+    from qtn.export import parameter_values, qiskit_qubit, to_qiskit
 
     qc = to_qiskit(c, noise=noise)  # noise: Kraus instructions after the matching gates
     qc.save_probabilities([qiskit_qubit(0, c.n_qubits)])
@@ -82,12 +82,8 @@ def run_aer(c, theta, X, n_aer, noise=None):
     t0 = time.perf_counter()
     tqc = transpile(qc, backend, optimization_level=0)
     transpile_s = time.perf_counter() - t0
-    binds = {}
-    for prm in tqc.parameters:
-        if prm.vector.name == "theta":
-            binds[prm] = [float(theta[prm.index])] * n_aer
-        else:
-            binds[prm] = X[:n_aer, prm.index].tolist()
+    values = parameter_values(tqc.parameters, np.tile(theta, (n_aer, 1)), X[:n_aer])
+    binds = {prm: values[:, i].tolist() for i, prm in enumerate(tqc.parameters)}
     t0 = time.perf_counter()
     result = backend.run(tqc, parameter_binds=[binds]).result()
     run_s = time.perf_counter() - t0

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -408,6 +409,29 @@ class Circuit:
     def is_unitary(self) -> bool:
         return all(isinstance(op, Gate) for op in self.ops)
 
+    def structure_key(self) -> tuple:
+        """A hashable key equal for circuits that differ only in trainable/feature values.
+
+        Constant angles, unitary matrices (by digest), channels (by digest of their
+        superoperator), measured clbits and qubits all enter the key; the simulator
+        caches contraction plans and the Qiskit runner transpiled circuits by it.
+        """
+        parts: list = [self.n_qubits]
+        for op in self.ops:
+            if isinstance(op, Noise):
+                parts.append(("noise", op.qubits, _digest(op.channel.superoperator())))
+            elif isinstance(op, Measure):
+                parts.append(("measure", op.qubits, op.clbit))
+            elif not isinstance(op, Gate):
+                parts.append((type(op).__name__, op.qubits))
+            else:
+                angles = tuple(
+                    a if isinstance(a, Trainable | Feature) else ("c", float(a)) for a in op.angles
+                )
+                mat = _digest(op.matrix) if op.name == "unitary" else None
+                parts.append((op.name, op.qubits, angles, mat))
+        return tuple(parts)
+
     # -- builders
     def append(self, op: Op) -> Circuit:
         return Circuit(self.n_qubits, (*self.ops, op))
@@ -579,6 +603,10 @@ def staircase(n_qubits: int, sweeps: int = 1, *, encode: bool = True) -> Circuit
             c = c.su4((q, q + 1), start=15 * k)
             k += 1
     return c
+
+
+def _digest(arr: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
 def _negate(a):

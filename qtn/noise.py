@@ -249,6 +249,14 @@ class NoiseModel:
         if not isinstance(channel, Channel):
             raise TypeError(f"channel must be a qtn.noise.Channel, got {type(channel).__name__}")
         gset = None if gates is None else frozenset([gates] if isinstance(gates, str) else gates)
+        if gset is not None:
+            from qtn.circuit import GATES
+
+            unknown = sorted(g for g in gset if g not in GATES and g != "unitary")
+            if unknown:
+                raise ValueError(
+                    f"gates: unknown gate name(s) {unknown}; valid: {sorted(GATES)} or 'unitary'"
+                )
         qset = None if qubits is None else frozenset(int(q) for q in np.atleast_1d(qubits))
         return NoiseModel((*self.gate_rules, _GateRule(channel, gset, qset)), self.readout)
 
@@ -270,6 +278,8 @@ class NoiseModel:
         """``circuit`` with a :class:`qtn.circuit.Noise` op after every gate a rule matches."""
         from qtn.circuit import Circuit, Gate, Noise
 
+        if not isinstance(circuit, Circuit):
+            raise TypeError(f"circuit must be a qtn Circuit, got {type(circuit).__name__}")
         ops = []
         for pos, op in enumerate(circuit.ops):
             ops.append(op)

@@ -19,6 +19,7 @@ from qtn.execution import (
     finetune,
     kl_loss,
     parameter_shift_grad,
+    predict,
     project_to_simplex,
     run,
     to_aer_noise_model,
@@ -67,7 +68,7 @@ def test_aer_noise_model_mapping_matches_qtn():
         .add_readout_error(ReadoutError(0.03, 0.01), qubits=[0])
     )
     c = Circuit(3).h(0).cx(0, 1).ry(2, 0.8).cx(1, 2).ry(0, Feature(0))
-    aer = AerSimulator(noise_model=to_aer_noise_model(nm, {"n_qubits": 3}))
+    aer = AerSimulator(noise_model=to_aer_noise_model(nm, n_qubits=3))
     shots = 100_000
     res = Runner(c, backend=aer, optimization_level=0, seed=5).run(shots=shots, data=[0.3])
     p = probabilities(c, None, data=[0.3], noise=nm)
@@ -164,8 +165,13 @@ def test_spsa_finetuning_improves_and_is_reproducible():
     np.testing.assert_array_equal(a.params, b.params)
     assert min(h["loss"] for h in a.history) < a.history[0]["loss"] - 0.05
     assert a.n_bindings == 2 * 8 * len(a.history)
+    # sampled predictions against the exact class probabilities of the engine
+    exact = simulate(Circuit(2, c.ops[:-1]), dtype="complex128").probs([0], params=a.params, data=X)
+    clear = np.abs(exact[:, 0] - 0.5) > 0.1  # far from the decision boundary: no shot noise
+    pred = predict(runner, X, a.params, shots=4000)
+    np.testing.assert_array_equal(pred[clear], exact[clear].argmax(1))
     acc = accuracy(runner, X, y, a.params, shots=4000)
-    assert 0.0 <= acc <= 1.0
+    assert acc == np.mean(predict(runner, X, a.params, shots=4000) == y)
     ps = finetune(
         runner, cross_entropy_loss(y), theta0, method="parameter_shift", learning_rate=0.5,
         data=X, shots=2000, maxiter=6, verbose=0, patience=3,
@@ -202,3 +208,11 @@ def test_bad_input_errors():
         finetune(runner, kl_loss([1, 0, 0, 0]), [0.1, 0.2])
     with pytest.raises(ValueError, match="n_classes must be in"):
         class_probabilities(np.ones((2, 4)) / 4, 5)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 1\]"):
+        cross_entropy_loss([0, 2])
+    with pytest.raises(ValueError, match="target must be a 1-D non-negative vector"):
+        kl_loss([0.5, -0.5])
+    with pytest.raises(ValueError, match="y must have one label per row of X"):
+        accuracy(runner, np.zeros((3, 0)), [0, 1], [0.1], shots=10)
+    with pytest.raises(TypeError, match="noise must be a qtn.noise.NoiseModel"):
+        to_aer_noise_model("depolarizing")

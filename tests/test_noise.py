@@ -109,6 +109,8 @@ def test_noise_model_rules():
         ("Noise", ch1, (1,)),
         ("Noise", ch1, (2,)),
     ]
+    with pytest.raises(ValueError, match=r"unknown gate name\(s\) \['cnot'\]"):
+        NoiseModel().add_gate_noise(ch2, ["cnot"])
     with pytest.raises(ValueError, match="2-qubit channel 'depolarizing' cannot follow"):
         NoiseModel().add_gate_noise(ch2).apply(Circuit(1).h(0))
     ro = NoiseModel().add_readout_error(ReadoutError(0.1, 0.2), qubits=[1])
@@ -253,6 +255,19 @@ def test_chain_rule_sampling_matches_exact_distribution():
     p = probabilities(c, None, theta, x)
     # 5 sigma per outcome
     assert np.all(np.abs(emp - p) < 5 * np.sqrt(p * (1 - p) / shots) + 1e-4)
+
+
+def test_chain_rule_sampling_applies_readout_errors():
+    c = Circuit(3).x(1)
+    nm = NoiseModel().add_readout_error(ReadoutError(0.1, 0.3), qubits=[0, 1])
+    sim = simulate(c, noise=nm, optimizer=_cheap())
+    shots = 20_000
+    s = sim._sample_chain(np.random.default_rng(1), shots, (0, 1, 2), None, None, block=1)
+    # qubit 0 is |0>: read 1 w.p. 0.1; qubit 1 is |1>: read 0 w.p. 0.3; qubit 2 exact
+    for j, p in ((0, 0.1), (1, 0.7), (2, 0.0)):
+        assert abs(s[:, j].mean() - p) < 5 * np.sqrt(p * (1 - p) / shots) + 1e-12
+    exact = probabilities(c, None, noise=nm)
+    np.testing.assert_allclose(sim.probs(), exact, atol=1e-6)
 
 
 def test_sampling_beyond_20_qubits_ghz():

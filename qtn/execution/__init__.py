@@ -9,7 +9,6 @@
 
 from qtn.execution.finetune import (
     FinetuneResult,
-    accuracy,
     cross_entropy_loss,
     finetune,
     kl_loss,
@@ -19,6 +18,7 @@ from qtn.execution.mitigation import ReadoutMitigator, project_to_simplex
 from qtn.execution.runner import (
     Runner,
     RunResult,
+    accuracy,
     class_probabilities,
     predict,
     run,

@@ -23,7 +23,6 @@ __all__ = [
     "cross_entropy_loss",
     "kl_loss",
     "parameter_shift_grad",
-    "accuracy",
 ]
 
 
@@ -38,13 +37,17 @@ class FinetuneResult:
 
 def cross_entropy_loss(labels, n_classes: int = 2) -> Callable:
     """``loss(probs)``: mean -log P(label) of class probabilities (JAX-traceable)."""
-    labels = np.asarray(labels, dtype=int)
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must be in [0, {n_classes - 1}], got [{labels.min()}, "
+                         f"{labels.max()}]")  # fmt: skip
 
     def loss(probs):
         import jax.numpy as jnp
 
-        p = jnp.asarray(probs)[..., :n_classes]
-        p = p / jnp.clip(p.sum(-1, keepdims=True), 1e-12)
+        p = class_probabilities(probs, n_classes, xp=jnp)
         picked = jnp.take_along_axis(p, jnp.asarray(labels)[:, None], axis=-1)[:, 0]
         return -jnp.mean(jnp.log(jnp.clip(picked, 1e-6)))
 
@@ -54,6 +57,8 @@ def cross_entropy_loss(labels, n_classes: int = 2) -> Callable:
 def kl_loss(target) -> Callable:
     """``loss(probs)``: KL(target || probs) for state circuits (JAX-traceable)."""
     target = np.asarray(target, dtype=float)
+    if target.ndim != 1 or np.any(target < 0) or not target.sum() > 0:
+        raise ValueError("target must be a 1-D non-negative vector with a positive sum")
     target = target / target.sum()
 
     def loss(probs):
@@ -117,7 +122,7 @@ def parameter_shift_grad(runner: Runner, loss: Callable, theta, *, data=None, sh
 
 def _isolated(runner: Runner):
     """The runner's circuit with one trainable slot per occurrence (cached on the runner)."""
-    if getattr(runner, "_isolated", None) is not None:
+    if runner._isolated is not None:
         return runner._isolated
     c = runner.circuit
     occ, ops = [], []
@@ -246,10 +251,3 @@ def finetune(
         velocity = momentum * velocity + grad
         theta = theta - step * velocity
     return result
-
-
-def accuracy(runner: Runner, X, y, params, *, shots: int, n_classes: int = 2) -> float:
-    """Fraction of ``X`` classified as ``y`` from sampled class probabilities."""
-    probs = runner.run(shots=shots, params=params, data=X).probs
-    pred = class_probabilities(np.atleast_2d(probs), n_classes).argmax(-1)
-    return float(np.mean(pred == np.asarray(y)))

@@ -7,16 +7,23 @@ parameter array, so inputs are never re-transpiled.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from qtn.circuit import Circuit, Measure, Noise, Reset
-from qtn.export import clbit_probabilities, to_qiskit
+from qtn.circuit import Circuit, Discard, Measure, Noise, Reset
+from qtn.export import clbit_probabilities, parameter_values, to_qiskit
 from qtn.noise import NoiseModel
 
-__all__ = ["run", "RunResult", "to_aer_noise_model", "class_probabilities", "predict", "Runner"]
+__all__ = [
+    "run",
+    "RunResult",
+    "to_aer_noise_model",
+    "class_probabilities",
+    "predict",
+    "accuracy",
+    "Runner",
+]
 
 _TRANSPILED: dict = {}
 
@@ -47,27 +54,27 @@ class RunResult:
         return {"".join(map(str, k)): int(c) for k, c in zip(keys, n)}
 
 
-def to_aer_noise_model(noise: NoiseModel, qiskit_names: dict | None = None):
+def to_aer_noise_model(noise: NoiseModel, n_qubits: int | None = None):
     """An Aer ``NoiseModel`` with the same channels and readout errors.
 
     Gate rules attach to the Qiskit instruction names of the exported gates
     (``u3`` -> ``u``, others unchanged); a rule naming ``su4`` or ``unitary``
     (which export as several instructions) raises, since no Aer rule matches it:
     use ``run(..., noise=...)``, which inserts the channels into the circuit
-    exactly, instead. Readout errors become Aer ``ReadoutError`` objects on
-    Qiskit qubit ``n - 1 - q``; they need the qubit count, so per-qubit rules
-    are mapped by :func:`run`. Here per-qubit rules use qtn's numbering
-    reversed by ``qiskit_names["n_qubits"]`` when given.
+    exactly, instead. Rules and readout errors restricted to qtn qubits need
+    ``n_qubits`` to find their Qiskit qubits (``n_qubits - 1 - q``).
     """
+    if not isinstance(noise, NoiseModel):
+        raise TypeError(f"noise must be a qtn.noise.NoiseModel, got {type(noise).__name__}")
     from qiskit.quantum_info import Kraus
     from qiskit_aer.noise import NoiseModel as AerNoiseModel
     from qiskit_aer.noise import QuantumError
     from qiskit_aer.noise import ReadoutError as AerReadoutError
 
-    from qtn.export import qiskit_qubit
+    from qtn.export import qiskit_matrix, qiskit_qubit
     from qtn.export.qiskit import _DIRECT
 
-    n = None if qiskit_names is None else qiskit_names.get("n_qubits")
+    n = n_qubits
     aer = AerNoiseModel()
     for rule in noise.gate_rules:
         if rule.gates is None:
@@ -80,12 +87,12 @@ def to_aer_noise_model(noise: NoiseModel, qiskit_names: dict | None = None):
                     "cannot match it; use qtn.execution.run(..., noise=...) instead"
                 )
             names.append(_DIRECT[g])
-        err = QuantumError(Kraus([np.asarray(k) for k in _little_endian_kraus(rule.channel)]))
+        err = QuantumError(Kraus([qiskit_matrix(k) for k in rule.channel.kraus]))
         if rule.qubits is None:
             aer.add_all_qubit_quantum_error(err, names)
         else:
             if n is None:
-                raise ValueError("per-qubit rules need qiskit_names={'n_qubits': n}")
+                raise ValueError("per-qubit noise rules need n_qubits")
             if rule.channel.n_qubits != 1:
                 raise ValueError("per-qubit rules support 1-qubit channels only")
             for q in sorted(rule.qubits):
@@ -96,27 +103,10 @@ def to_aer_noise_model(noise: NoiseModel, qiskit_names: dict | None = None):
             aer.add_all_qubit_readout_error(AerReadoutError(m))
         else:
             if n is None:
-                raise ValueError("per-qubit readout errors need qiskit_names={'n_qubits': n}")
+                raise ValueError("per-qubit readout errors need n_qubits")
             for q in sorted(qset):
                 aer.add_readout_error(AerReadoutError(m), [qiskit_qubit(q, n)])
     return aer
-
-
-def _little_endian_kraus(channel):
-    k = channel.n_qubits
-    if k == 1:
-        return channel.kraus
-    perm = list(range(k - 1, -1, -1))
-    return [
-        m.reshape((2,) * (2 * k)).transpose(perm + [p + k for p in perm]).reshape(2**k, 2**k)
-        for m in channel.kraus
-    ]
-
-
-def _structure_digest(circuit: Circuit) -> str:
-    from qtn.simulation.engine import _structure_key
-
-    return hashlib.sha1(repr(_structure_key(circuit)).encode()).hexdigest()
 
 
 class Runner:
@@ -163,24 +153,29 @@ class Runner:
             aer_noise = None
             if noise is not None and noise.readout:
                 ro_only = NoiseModel(readout=noise.readout)
-                aer_noise = to_aer_noise_model(ro_only, {"n_qubits": n})
+                aer_noise = to_aer_noise_model(ro_only, n)
             # with noise, Aer's density-matrix method is exact per shot and fast at small n
             method = "density_matrix" if noise is not None and n <= 12 else "automatic"
             backend = AerSimulator(noise_model=aer_noise, method=method)
         elif noise is not None and noise.readout:
             raise ValueError("readout errors: pass backend=None so qtn builds the Aer backend")
         self.backend = backend
+        self._is_aer = is_aer
+        self._isolated = None  # parameter-shift twin, built on first use (finetune.py)
         self._check_support(circuit, noise)
-        qc = to_qiskit(circuit, noise=noise if noise is not None and noise.gate_rules else None)
-        self._template = qc
-        key = (_structure_digest(circuit), id(backend), optimization_level, repr(noise))
-        tqc = _TRANSPILED.get(key)
-        if tqc is None:
+        gate_noise = noise if noise is not None and noise.gate_rules else None
+        # the key covers the inserted channels; the backend object itself is checked
+        # on lookup (an id alone could be reused after garbage collection)
+        noisy = circuit if gate_noise is None else gate_noise.apply(circuit)
+        key = (noisy.structure_key(), id(backend), optimization_level)
+        cached = _TRANSPILED.get(key)
+        if cached is None or cached[0] is not backend:
             tqc = transpile(
-                qc, backend, optimization_level=optimization_level, seed_transpiler=seed
-            )
-            _TRANSPILED[key] = tqc
-        self.transpiled = tqc
+                to_qiskit(noisy), backend, optimization_level=optimization_level,
+                seed_transpiler=seed,
+            )  # fmt: skip
+            cached = _TRANSPILED[key] = (backend, tqc)
+        self.transpiled = cached[1]
         if is_aer:
             from qiskit_aer.primitives import SamplerV2
 
@@ -196,7 +191,7 @@ class Runner:
             return
         names = set(target.operation_names)
         need = {"measure"}
-        if any(isinstance(op, Reset) or type(op).__name__ == "Discard" for op in circuit.ops):
+        if any(isinstance(op, Reset | Discard) for op in circuit.ops):
             need.add("reset")
         if any(isinstance(op, Noise) for op in circuit.ops) or (noise and noise.gate_rules):
             need.add("kraus")
@@ -213,7 +208,7 @@ class Runner:
                 f"backend {getattr(self.backend, 'name', self.backend)!r} does not support "
                 f"{missing}, which this circuit needs"
             )
-        if mid and "if_else" not in names and not _is_aer(self.backend):
+        if mid and "if_else" not in names and not self._is_aer:
             raise ValueError(
                 f"backend {getattr(self.backend, 'name', self.backend)!r} does not advertise "
                 "dynamic circuits (no 'if_else'), so mid-circuit measurement is unsupported"
@@ -232,11 +227,8 @@ class Runner:
             raise ValueError(f"params and data batch sizes differ: {p.shape[0]} vs {x.shape[0]}")
         p = np.broadcast_to(p, (b, p.shape[1]))
         x = np.broadcast_to(x, (b, x.shape[1]))
-        values = []
-        for prm in self.transpiled.parameters:
-            src = p if prm.vector.name == "theta" else x
-            values.append(src[:, prm.index])
-        pv = np.stack(values, axis=-1) if values else None
+        params_ = self.transpiled.parameters
+        pv = parameter_values(params_, p, x) if len(params_) else None
         pub = (self.transpiled, pv, int(shots))
         res = self._sampler.run([pub]).result()[0]
         bits = res.data.c.to_bool_array(order="little")
@@ -245,12 +237,6 @@ class Runner:
         if single:
             probs = probs[0]
         return RunResult(probs=probs, bits=bits.astype(np.uint8), shots=int(shots))
-
-
-def _is_aer(backend) -> bool:
-    from qiskit_aer import AerSimulator
-
-    return isinstance(backend, AerSimulator)
 
 
 def _as_batch(name, arr, need):
@@ -287,17 +273,26 @@ def run(circuit: Circuit, *, backend=None, shots: int, seed=None, noise=None, da
     ).run(shots=shots, params=params, data=data)
 
 
-def class_probabilities(probs: np.ndarray, n_classes: int) -> np.ndarray:
+def class_probabilities(probs, n_classes: int, xp=np):
     """Class probabilities from outcome probabilities: the first ``n_classes``
-    outcomes, renormalised (2 classes from one measured qubit use both outcomes)."""
-    probs = np.asarray(probs)
+    outcomes, renormalised (2 classes from one measured qubit use both outcomes).
+    ``xp`` is numpy or ``jax.numpy`` (the fine-tuning losses trace it)."""
+    probs = xp.asarray(probs)
     if n_classes < 2 or n_classes > probs.shape[-1]:
         raise ValueError(f"n_classes must be in [2, {probs.shape[-1]}], got {n_classes}")
     p = probs[..., :n_classes]
-    return p / np.clip(p.sum(-1, keepdims=True), 1e-12, None)
+    return p / xp.clip(p.sum(-1, keepdims=True), 1e-12, None)
 
 
 def predict(runner: Runner, X, params, *, shots: int, n_classes: int = 2) -> np.ndarray:
     """Predicted classes (argmax of :func:`class_probabilities`) for inputs ``X``."""
     probs = runner.run(shots=shots, params=params, data=X).probs
     return class_probabilities(np.atleast_2d(probs), n_classes).argmax(-1)
+
+
+def accuracy(runner: Runner, X, y, params, *, shots: int, n_classes: int = 2) -> float:
+    """Fraction of ``X`` that :func:`predict` assigns to its label in ``y``."""
+    y = np.asarray(y)
+    if y.shape != (np.atleast_2d(X).shape[0],):
+        raise ValueError(f"y must have one label per row of X, got shape {y.shape}")
+    return float(np.mean(predict(runner, X, params, shots=shots, n_classes=n_classes) == y))

@@ -13,6 +13,8 @@ No JAX here.
 from qtn.export.qiskit import (
     clbit_probabilities,
     from_qiskit,
+    parameter_values,
+    qiskit_matrix,
     qiskit_qubit,
     to_qasm3,
     to_qiskit,
@@ -24,4 +26,6 @@ __all__ = [
     "to_qasm3",
     "clbit_probabilities",
     "qiskit_qubit",
+    "qiskit_matrix",
+    "parameter_values",
 ]

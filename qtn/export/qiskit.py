@@ -18,7 +18,15 @@ import numpy as np
 
 from qtn.circuit import Circuit, Discard, Feature, Measure, Noise, Reset, Trainable
 
-__all__ = ["to_qiskit", "from_qiskit", "to_qasm3", "clbit_probabilities", "qiskit_qubit"]
+__all__ = [
+    "to_qiskit",
+    "from_qiskit",
+    "to_qasm3",
+    "clbit_probabilities",
+    "qiskit_qubit",
+    "qiskit_matrix",
+    "parameter_values",
+]
 
 # qtn gate name -> Qiskit QuantumCircuit method (same matrices; checked in tests)
 _DIRECT = {
@@ -32,6 +40,33 @@ _FROM = {v: k for k, v in _DIRECT.items()} | {"u3": "u3", "cnot": "cx"}
 def qiskit_qubit(q: int, n_qubits: int) -> int:
     """The Qiskit qubit index of qtn qubit ``q`` (and back: the map is its own inverse)."""
     return n_qubits - 1 - q
+
+
+def qiskit_matrix(m: np.ndarray) -> np.ndarray:
+    """A k-qubit matrix, big-endian on qtn qubits (a, b, ...), in Qiskit's order for
+    qargs listed as (qiskit_qubit(a), qiskit_qubit(b), ...) (first qarg least significant)."""
+    m = np.asarray(m)
+    k = int(round(np.log2(m.shape[0])))
+    perm = list(range(k - 1, -1, -1))
+    t = m.reshape((2,) * (2 * k)).transpose(perm + [p + k for p in perm])
+    return t.reshape(2**k, 2**k)
+
+
+def parameter_values(parameters, params, data) -> np.ndarray:
+    """Binding values for Qiskit ``parameters`` of an exported circuit, shape (B, len).
+
+    ``params`` (B, n_params) feed ``theta[i]`` and ``data`` (B, n_features) feed
+    ``x[j]``, the two vectors :func:`to_qiskit` creates; transpiled circuits keep
+    these parameter objects, in their own order.
+    """
+    p, x = np.atleast_2d(params), np.atleast_2d(data)
+    cols = []
+    for prm in parameters:
+        vec = getattr(prm, "vector", None)
+        if vec is None or vec.name not in ("theta", "x"):
+            raise ValueError(f"parameter {prm} is not from qtn's export (theta[i] or x[j])")
+        cols.append((p if vec.name == "theta" else x)[:, prm.index])
+    return np.stack(cols, axis=-1) if cols else np.zeros((max(len(p), len(x)), 0))
 
 
 def _angle(a, theta, x, values_p, values_x):

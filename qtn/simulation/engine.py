@@ -27,7 +27,6 @@ what cannot fit raises :class:`qtn.errors.ContractionTooLargeError`. The
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -58,23 +57,6 @@ _DTYPES = {"complex64": ("complex64", "float32"), "complex128": ("complex128", "
 def clear_plan_cache() -> None:
     """Forget every cached contraction plan and compiled expression."""
     _PLANS.clear()
-
-
-def _structure_key(circuit: Circuit) -> tuple:
-    parts: list = [circuit.n_qubits]
-    for op in circuit.ops:
-        if isinstance(op, Noise):
-            digest = hashlib.sha1(op.channel.superoperator().tobytes()).hexdigest()
-            parts.append(("noise", op.qubits, digest))
-        elif not isinstance(op, Gate):
-            parts.append((type(op).__name__, op.qubits))
-        else:
-            angles = tuple(
-                a if isinstance(a, Trainable | Feature) else ("c", float(a)) for a in op.angles
-            )
-            mat = hashlib.sha1(op.matrix.tobytes()).hexdigest() if op.name == "unitary" else None
-            parts.append((op.name, op.qubits, angles, mat))
-    return tuple(parts)
 
 
 def _symbolic(op: Gate) -> bool:
@@ -345,7 +327,7 @@ class Simulator:
         self.dtype = dtype
         self.backend = backend
         self._net_circuit = circuit if noise is None else noise.apply(circuit)
-        self._key = _structure_key(self._net_circuit)
+        self._key = self._net_circuit.structure_key()
         self._max_memory = None if max_memory is None else _parse_bytes(max_memory)
         self._optimizer = optimizer
         self._cache_dir = cache_dir
@@ -605,8 +587,6 @@ class Simulator:
         return self._sample_chain(rng, shots, qubits, params, data)
 
     def _sample_chain(self, rng, shots, qubits, params, data, block: int = 10):
-        if self.noise is not None and self.noise.readout:
-            raise ValueError("sampling more than 20 qubits with readout errors is not supported")
         p, x, _ = self._inputs(params, data)
         out = np.zeros((shots, len(qubits)), dtype=np.uint8)
         with x64_if("float64" if self.dtype == "complex128" else "float32"):
@@ -618,8 +598,13 @@ class Simulator:
                 probs /= probs.sum(1, keepdims=True)
                 cum = np.cumsum(probs, axis=1)
                 idx = (rng.random((shots, 1)) > cum).sum(1).clip(0, probs.shape[1] - 1)
-                k = len(blk)
-                out[:, lo : lo + k] = (idx[:, None] >> np.arange(k - 1, -1, -1)) & 1
+                out[:, lo : lo + len(blk)] = _index_bits(idx, len(blk))
+        if self.noise is not None:  # readout errors: independent classical flips per qubit
+            for j, q in enumerate(qubits):
+                a = self.noise.readout_matrix(q)
+                if a is not None:
+                    p_flip = np.where(out[:, j] == 0, a[1, 0], a[0, 1])
+                    out[:, j] ^= (rng.random(shots) < p_flip).astype(np.uint8)
         return out
 
     def _plan_conditional(self, prefix: tuple, block: tuple):
@@ -731,10 +716,14 @@ def _sliced_expression(tree, net: _Network, consts: dict):
     return expr
 
 
+def _index_bits(idx: np.ndarray, k: int) -> np.ndarray:
+    """Basis-state indices -> (n, k) bits, big-endian."""
+    return ((idx[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(np.uint8)
+
+
 def _draw(rng, p, shots, k):
     p = np.clip(p, 0, None)
-    idx = rng.choice(p.size, size=shots, p=p / p.sum())
-    return ((idx[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(np.uint8)
+    return _index_bits(rng.choice(p.size, size=shots, p=p / p.sum()), k)
 
 
 def _empty(data, like):
