@@ -2,8 +2,12 @@
 
 Case ``noiseless``: an n-qubit (default 16) MPS-staircase circuit, RY(pi x_q)
 data encoding on every qubit followed by ``sweeps`` (default 2) sweeps of
-15-parameter SU(4) blocks on neighbouring qubits; compute P(qubit 0 = 0) for
-many inputs (default 10,000).
+15-parameter SU(4) blocks on neighbouring qubits; compute P(qubit q = 0) for
+many inputs (default 10,000). Two readout qubits by default: qubit 0 (the
+issue's case) and the last qubit. The sweeps run 0 -> n-1, so only 3 blocks
+can affect qubit 0 and qtn contracts only that reverse light cone (as quimb's
+``compute_marginal`` does; Aer simulates everything); the last qubit's light
+cone is the whole circuit, the honest worst case.
 
 - qtn: one ``Simulator.probs`` call over the whole batch. Planning (network
   build + cotengra search), compile (first call) and warm time are separate.
@@ -42,21 +46,24 @@ def emit(rec):
     print(json.dumps(rec), flush=True)
 
 
-def run_qtn(c, theta, X, dtype, noise=None):
+def run_qtn(c, theta, X, dtype, noise=None, qubit=0, repeats=5):
     import jax
 
     from qtn.simulation import simulate
 
     sim = simulate(c, dtype=dtype, noise=noise)
     t0 = time.perf_counter()
-    sim._entry(("probs", (0,)))  # network build + cotengra search
+    sim._entry(("probs", (qubit,)))  # network build + cotengra search
     plan_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    p = sim.probs([0], params=theta, data=X)  # includes XLA compilation
+    p = sim.probs([qubit], params=theta, data=X)  # includes XLA compilation
     compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    p = sim.probs([0], params=theta, data=X)
-    warm_s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):  # the median of warm calls: shared machines are noisy
+        t0 = time.perf_counter()
+        p = sim.probs([qubit], params=theta, data=X)
+        times.append(time.perf_counter() - t0)
+    warm_s = float(np.median(times))
     return p[:, 0], {
         "library": "qtn",
         "dtype": dtype,
@@ -68,7 +75,7 @@ def run_qtn(c, theta, X, dtype, noise=None):
     }
 
 
-def run_aer(c, theta, X, n_aer, noise=None):
+def run_aer(c, theta, X, n_aer, noise=None, qubit=0):
     """Aer on qtn's own export (one parameterised template, transpiled once)."""
     from qiskit import transpile
     from qiskit_aer import AerSimulator
@@ -76,7 +83,7 @@ def run_aer(c, theta, X, n_aer, noise=None):
     from qtn.export import parameter_values, qiskit_qubit, to_qiskit
 
     qc = to_qiskit(c, noise=noise)  # noise: Kraus instructions after the matching gates
-    qc.save_probabilities([qiskit_qubit(0, c.n_qubits)])
+    qc.save_probabilities([qiskit_qubit(qubit, c.n_qubits)])
     method = "statevector" if noise is None else "density_matrix"
     backend = AerSimulator(method=method)
     t0 = time.perf_counter()
@@ -87,18 +94,22 @@ def run_aer(c, theta, X, n_aer, noise=None):
     t0 = time.perf_counter()
     result = backend.run(tqc, parameter_binds=[binds]).result()
     run_s = time.perf_counter() - t0
-    p0 = np.array([result.data(i)["probabilities"][0] for i in range(n_aer)])
+    # Aer's Kraus gate fusion occasionally fails one binding with "heevx ... eigensystem_hermitian"
+    # (qiskit-aer issue #2455, open): such inputs are counted and left out of the comparison
+    ok = [r.success for r in result.results]
+    p0 = np.array([result.data(i)["probabilities"][0] if ok[i] else np.nan for i in range(n_aer)])
     return p0, {
         "library": "qiskit-aer",
         "method": method,
         "transpile_s": transpile_s,
         "inputs": n_aer,
+        "failed_inputs": n_aer - sum(ok),
         "run_s": run_s,
         "inputs_per_s": n_aer / run_s,
     }
 
 
-def run_quimb(c, theta, X, n_quimb):
+def run_quimb(c, theta, X, n_quimb, qubit=0):
     import quimb.tensor as qtensor
 
     mats = [(op.qubits, op) for op in c.ops]
@@ -108,7 +119,7 @@ def run_quimb(c, theta, X, n_quimb):
         circ = qtensor.Circuit(c.n_qubits)
         for qubits, op in mats:
             circ.apply_gate_raw(op.numeric_matrix(theta, x), qubits)
-        out.append(float(np.real(circ.compute_marginal([0], dtype="complex64")[0])))
+        out.append(float(np.real(circ.compute_marginal([qubit], dtype="complex64")[0])))
     run_s = time.perf_counter() - t0
     return np.array(out), {
         "library": "quimb",
@@ -131,6 +142,10 @@ def main(argv=None):
     p.add_argument("--noisy-qubits", type=int, default=10)
     p.add_argument("--noisy-inputs", type=int, default=200)
     p.add_argument("--skip-noisy", action="store_true")
+    p.add_argument(
+        "--readout", type=int, nargs="+", default=[0, -1],
+        help="measured qubit(s); -1 = the last, whose light cone is the whole circuit",
+    )  # fmt: skip
     args = p.parse_args(argv)
     from qtn.circuit import staircase
 
@@ -141,22 +156,35 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     theta = rng.normal(size=c.n_params)
     X = rng.random((args.inputs, args.qubits))
+    for qubit in args.readout:
+        noiseless_case(args, c, theta, X, qubit % args.qubits)
+    return 0
+
+
+def noiseless_case(args, c, theta, X, qubit):
     case = {"case": "noiseless", "qubits": args.qubits, "su4_blocks": c.count_2q(),
-            "inputs": args.inputs}  # fmt: skip
-    p_qtn, rec = run_qtn(c, theta, X, args.dtype)
+            "inputs": args.inputs, "readout_qubit": qubit,
+            "light_cone_su4_blocks": light_cone_blocks(c, qubit)}  # fmt: skip
+    p_qtn, rec = run_qtn(c, theta, X, args.dtype, qubit=qubit)
     emit({**case, **rec})
     if args.only_qtn:
-        return 0
-    p_aer, rec_aer = run_aer(c, theta, X, args.aer_inputs)
-    rec_aer["max_abs_diff"] = float(np.abs(p_aer - p_qtn[: args.aer_inputs]).max())
+        return
+    p_aer, rec_aer = run_aer(c, theta, X, args.aer_inputs, qubit=qubit)
+    rec_aer["max_abs_diff"] = float(np.nanmax(np.abs(p_aer - p_qtn[: args.aer_inputs])))
     emit({**case, **rec_aer})
-    p_q, rec_q = run_quimb(c, theta, X, args.quimb_inputs)
+    p_q, rec_q = run_quimb(c, theta, X, args.quimb_inputs, qubit=qubit)
     rec_q["max_abs_diff"] = float(np.abs(p_q - p_qtn[: args.quimb_inputs]).max())
     emit({**case, **rec_q})
     emit({**case, "ratio": "throughput qtn/peer",
           "vs_aer": rec["inputs_per_s"] / rec_aer["inputs_per_s"],
           "vs_quimb": rec["inputs_per_s"] / rec_q["inputs_per_s"]})  # fmt: skip
-    return 0
+
+
+def light_cone_blocks(c, qubit) -> int:
+    """SU(4) blocks in the reverse light cone of ``qubit`` (what qtn contracts)."""
+    from qtn.simulation.engine import _light_cone
+
+    return sum(len(op.qubits) == 2 for op in _light_cone(c.ops, {qubit}))
 
 
 def noisy_case(args):
@@ -174,18 +202,22 @@ def noisy_case(args):
     rng = np.random.default_rng(1)
     theta = rng.normal(size=c.n_params)
     X = rng.random((args.noisy_inputs, n))
-    case = {"case": "noisy", "qubits": n, "su4_blocks": c.count_2q(), "noise": "depolarizing "
-            "1q p=0.01 after ry, 2q p=0.02 after su4", "inputs": args.noisy_inputs}  # fmt: skip
-    p_qtn, rec = run_qtn(c, theta, X, "complex128", noise=nm)
-    emit({**case, **rec})
-    if args.only_qtn:
-        return
-    p_aer, rec_aer = run_aer(c, theta, X, args.noisy_inputs, noise=nm)
-    rec_aer["max_abs_diff"] = float(np.abs(p_aer - p_qtn).max())
-    emit({**case, **rec_aer})
-    emit({**case, "ratio": "throughput qtn/peer",
-          "vs_aer": rec["inputs_per_s"] / rec_aer["inputs_per_s"],
-          "max_abs_diff": rec_aer["max_abs_diff"]})  # fmt: skip
+    for qubit in args.readout:
+        qubit %= n
+        case = {"case": "noisy", "qubits": n, "su4_blocks": c.count_2q(),
+                "noise": "depolarizing 1q p=0.01 after ry, 2q p=0.02 after su4",
+                "inputs": args.noisy_inputs, "readout_qubit": qubit,
+                "light_cone_su4_blocks": light_cone_blocks(c, qubit)}  # fmt: skip
+        p_qtn, rec = run_qtn(c, theta, X, "complex128", noise=nm, qubit=qubit)
+        emit({**case, **rec})
+        if args.only_qtn:
+            continue
+        p_aer, rec_aer = run_aer(c, theta, X, args.noisy_inputs, noise=nm, qubit=qubit)
+        rec_aer["max_abs_diff"] = float(np.nanmax(np.abs(p_aer - p_qtn)))
+        emit({**case, **rec_aer})
+        emit({**case, "ratio": "throughput qtn/peer",
+              "vs_aer": rec["inputs_per_s"] / rec_aer["inputs_per_s"],
+              "max_abs_diff": rec_aer["max_abs_diff"]})  # fmt: skip
 
 
 if __name__ == "__main__":

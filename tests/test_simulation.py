@@ -166,3 +166,25 @@ def test_staircase_builder():
     assert staircase(3, encode=False).n_features == 0
     with pytest.raises(ValueError, match="n_qubits must be an integer >= 2"):
         staircase(1)
+
+
+def test_optimizer_choices_give_the_same_numbers():
+    import cotengra as ctg
+
+    c = staircase(4, sweeps=1)
+    rng = np.random.default_rng(0)
+    theta, x = rng.normal(size=c.n_params), rng.random((3, 4))
+    ref = probabilities(c, [3], params=theta, data=x[0])
+    for opt in (
+        "greedy",
+        ctg.ReusableHyperOptimizer(max_repeats=2, progbar=False, parallel=False),
+        lambda: ctg.HyperOptimizer(max_repeats=2, minimize="write", progbar=False),
+    ):
+        sim = simulate(c, dtype="complex128", optimizer=opt)
+        np.testing.assert_allclose(sim.probs([3], params=theta, data=x)[0], ref, atol=1e-12)
+        # a second quantity: the factory gives a fresh optimizer per search
+        assert sim.expectation("ZIIZ", params=theta, data=x).shape == (3,)
+    with pytest.raises(TypeError, match="HyperOptimizer is single-use"):
+        simulate(c, optimizer=ctg.HyperOptimizer())
+    with pytest.raises(TypeError, match="optimizer must be a preset name"):
+        simulate(c, optimizer=3)

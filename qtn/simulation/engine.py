@@ -17,6 +17,9 @@ Measure, reset, discard and noise channels (:mod:`qtn.noise`) make the network
 doubled: unitary gates act as U on the ket and U* on the bra wires, and each
 non-unitary operation is one superoperator tensor joining both, so
 probabilities, expectations and density matrices are exact for mixed states.
+Probabilities and expectations keep only the reverse light cone of the
+measured qubits: an operation none of whose qubits can still reach them is
+the identity once traced out (every operation is trace preserving).
 
 Memory is bounded: a contraction whose estimated peak exceeds ``max_memory``
 is sliced by cotengra (slices summed exactly), batches are chunked to fit, and
@@ -26,7 +29,6 @@ what cannot fit raises :class:`qtn.errors.ContractionTooLargeError`. The
 
 from __future__ import annotations
 
-import copy
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -106,7 +108,13 @@ def _build(circuit: Circuit, quantity: tuple) -> _Network:
     for _, wire in halves:
         for q in range(n):
             net.add((wire[q],), np.array([1.0, 0.0], dtype=complex))
-    for op in circuit.ops:
+    kept = circuit.ops
+    if kind in ("probs", "expect", "cond"):
+        live = {q for q, _ in quantity[1]} if kind == "expect" else set(quantity[1])
+        if kind == "cond":
+            live |= set(quantity[2])
+        kept = _light_cone(kept, live)
+    for op in kept:
         if isinstance(op, Gate):
             for conj, wire in halves:
                 outs = [next(names) for _ in op.qubits]
@@ -157,6 +165,25 @@ def _build(circuit: Circuit, quantity: tuple) -> _Network:
         net.add((bra[q], ket[q]), _PAULI[p])
     net.output = tuple(ket[q] for q in quantity[1]) if kind == "probs" else ()
     return net
+
+
+def _light_cone(ops, live: set) -> list:
+    """The operations that can affect the qubits in ``live`` at the end.
+
+    Walking backwards, an operation none of whose qubits is live is dropped:
+    every operation is trace preserving (unitary gates, CPTP channels,
+    measure, reset, discard), so once its outputs are traced out it equals
+    the identity (U^dagger U = 1 for gates). An operation that touches a live
+    qubit makes all its qubits live. quimb's ``Circuit`` marginals use the same
+    reverse light cone.
+    """
+    live = set(live)
+    kept = []
+    for op in reversed(ops):
+        if live.intersection(op.qubits):
+            kept.append(op)
+            live.update(op.qubits)
+    return kept[::-1]
 
 
 def _gate_stack(variable: list):
@@ -283,9 +310,12 @@ class Simulator:
         that cannot be sliced to fit raises :class:`qtn.errors.ContractionTooLargeError`
         stating the estimated size.
     optimizer
-        How contraction trees are searched: a cotengra optimizer (a
-        ``HyperOptimizer`` is copied per search, a ``ReusableHyperOptimizer``
-        shared) or a preset name such as ``"greedy"``; default
+        How contraction trees are searched: a preset name such as ``"greedy"``,
+        a ``cotengra.ReusableHyperOptimizer`` (shared by all searches), or a
+        zero-argument factory returning a fresh optimizer per search, e.g.
+        ``lambda: cotengra.HyperOptimizer(minimize="write")``. A bare
+        ``HyperOptimizer`` instance is refused: cotengra makes it single-use,
+        and one simulator searches one tree per quantity. Default
         ``cotengra.ReusableHyperOptimizer(max_repeats=32)``, on disk under
         ``cache_dir`` when given.
     cache_dir
@@ -329,7 +359,7 @@ class Simulator:
         self._net_circuit = circuit if noise is None else noise.apply(circuit)
         self._key = self._net_circuit.structure_key()
         self._max_memory = None if max_memory is None else _parse_bytes(max_memory)
-        self._optimizer = optimizer
+        self._optimizer = _check_optimizer(optimizer)
         self._cache_dir = cache_dir
 
     @property
@@ -346,8 +376,8 @@ class Simulator:
     # ------------------------------------------------------------------ planning
 
     def _search(self, net: _Network, size_dict: dict):
-        """One contraction-tree search (a fresh optimizer copy each time: cotengra's
-        HyperOptimizer is single-use; ReusableHyperOptimizer is shared as designed)."""
+        """One contraction-tree search: a fresh optimizer from a factory, the shared
+        ReusableHyperOptimizer, or a preset/path optimizer through cotengra."""
         import cotengra as ctg
 
         opt = self._optimizer
@@ -355,11 +385,11 @@ class Simulator:
             opt = ctg.ReusableHyperOptimizer(
                 max_repeats=32, directory=self._cache_dir, progbar=False, parallel=False
             )
-        elif isinstance(opt, str):
-            return ctg.array_contract_tree(net.inputs, net.output, size_dict, optimize=opt)
-        elif not isinstance(opt, ctg.ReusableHyperOptimizer):
-            opt = copy.deepcopy(opt)
-        return opt.search(net.inputs, net.output, size_dict)
+        elif callable(opt) and not isinstance(opt, ctg.PathOptimizer):
+            opt = opt()  # a factory: one fresh (single-use) optimizer per search
+        if isinstance(opt, ctg.HyperOptimizer | ctg.ReusableHyperOptimizer):
+            return opt.search(net.inputs, net.output, size_dict)
+        return ctg.array_contract_tree(net.inputs, net.output, size_dict, optimize=opt)
 
     def _entry(self, quantity: tuple) -> dict:
         key = (self._key, quantity, self.dtype, self.max_memory)
@@ -670,6 +700,27 @@ class Simulator:
             return p if noise is None else noise.apply_readout(p, qubits, xp=jnp)
 
         return f
+
+
+def _check_optimizer(optimizer):
+    if optimizer is None or isinstance(optimizer, str):
+        return optimizer
+    import cotengra as ctg
+
+    if isinstance(optimizer, ctg.HyperOptimizer) and not isinstance(
+        optimizer, ctg.ReusableHyperOptimizer
+    ):
+        raise TypeError(
+            "optimizer: a cotengra HyperOptimizer is single-use, and a Simulator searches one "
+            "tree per quantity; pass ReusableHyperOptimizer(...) with the same options, or a "
+            "factory such as lambda: HyperOptimizer(...)"
+        )
+    if not (isinstance(optimizer, ctg.PathOptimizer) or callable(optimizer)):
+        raise TypeError(
+            "optimizer must be a preset name, a cotengra path optimizer or a factory, got "
+            f"{type(optimizer).__name__}"
+        )
+    return optimizer
 
 
 def _sliced_expression(tree, net: _Network, consts: dict):
