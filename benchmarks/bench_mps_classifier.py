@@ -213,9 +213,11 @@ def case_digits(args):
 
 
 def mnist(args, size):
-    from qtn.data import downsample, load_mnist
+    from qtn.data import downsample, load_mnist, shift_augment
 
     (X, y), (Xt, yt) = load_mnist(args.data_dir, progress=False)
+    if args.augment:  # whole-pixel shifts at 28x28: half-pixel shifts after downsampling to 14
+        X, y = shift_augment(X, y, args.augment, diagonal=args.augment_diagonal)
     if size != 28:
         X, Xt = downsample(X, size), downsample(Xt, size)
     return X.reshape(len(X), -1), y, Xt.reshape(len(Xt), -1), yt
@@ -260,6 +262,8 @@ def case_mnist(args, size):
                     "best_acc_within_5min": best5,
                     "best_acc_within_30min": best30,
                     "lr": lr,
+                    "n_train": len(X),
+                    "augment": {"shifts": args.augment, "diagonal": args.augment_diagonal},
                     **machine(),
                 }
             )
@@ -280,6 +284,8 @@ def main(argv=None):
     p.add_argument("--no-peer", action="store_true")
     p.add_argument("--schedule", action="store_true", help="warm-up + cosine decay of --lr")
     p.add_argument("--label", default=None, help="free text copied into each JSON line")
+    p.add_argument("--augment", type=int, default=0, help="MNIST: shift_augment by this many px")
+    p.add_argument("--augment-diagonal", action="store_true", help="with --augment: diagonals too")
     args = p.parse_args(argv)
     if args.case in ("digits", "all"):
         case_digits(args)

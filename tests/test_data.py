@@ -23,6 +23,7 @@ from qtn.data import (
     load_mnist,
     pixel_order,
     select_classes,
+    shift_augment,
     train_val_split,
 )
 from qtn.data._idx import md5sum
@@ -114,6 +115,26 @@ def test_train_val_split_seeded_stratified():
     np.testing.assert_allclose(np.bincount(yva) / len(yva), np.bincount(y) / len(y), atol=0.01)
     with pytest.raises(ValueError, match="val_fraction"):
         train_val_split(X, y, 1.5)
+
+
+def test_shift_augment_moves_pixels_with_zero_fill():
+    img = np.zeros((1, 3, 3), np.float32)
+    img[0, 1, 1], img[0, 0, 0] = 1.0, 0.5
+    Xa, ya = shift_augment(img, np.array([7]))
+    assert Xa.shape == (5, 3, 3) and list(ya) == [7] * 5
+    np.testing.assert_array_equal(Xa[0], img[0])  # originals first
+    # every copy is a translation by one pixel: the centre pixel lands on a neighbour
+    centres = sorted(tuple(int(v) for v in np.argwhere(x == 1.0)[0]) for x in Xa[1:])
+    assert centres == [(0, 1), (1, 0), (1, 2), (2, 1)]
+    assert all(np.isclose(x.sum(), 1.0) or np.isclose(x.sum(), 1.5) for x in Xa)
+    Xd, _ = shift_augment(np.repeat(img, 2, 0), np.array([0, 1]), shifts=2, diagonal=True)
+    assert Xd.shape == (2 * 25, 3, 3)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        shift_augment(img, np.array([1, 2]))
+    with pytest.raises(ValueError, match="shifts must be an integer >= 1"):
+        shift_augment(img, np.array([1]), shifts=0)
+    with pytest.raises(ValueError, match=r"images must have shape \(n, height, width\)"):
+        shift_augment(img[0], np.array([1]))
 
 
 def test_pixel_orders_are_permutations():

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 from sklearn.model_selection import train_test_split
 
 import qtn
-from qtn.data import downsample, find_dataset, load_digits
+from qtn.data import downsample, find_dataset, load_digits, shift_augment
 
 SMALL = os.environ.get("QTN_TUTORIAL_SMALL") == "1"
 OUT = Path(os.environ.get("QTN_TUTORIAL_OUT", tempfile.mkdtemp(prefix="qtn-tutorial-")))
@@ -118,19 +118,24 @@ print(mps)
 #
 # The MNIST files are not shipped with qtn: point `QTN_DATA_DIR` at them, or
 # call `qtn.load_mnist(download=True)` when online. Images are downsampled to
-# 14x14 by area averaging, giving 196 sites.
+# 14x14 by area averaging, giving 196 sites. The training set is augmented
+# first with one-pixel shifts at 28x28 (`shift_augment`: 4 shifted copies, so
+# half-pixel shifts after downsampling). Without it the chi=32 model overfits
+# (99.8% train, 98.7% test after 10 epochs); with it, 4 epochs give 99.1% test
+# accuracy in under 4 minutes on 2 CPU cores (see the README's benchmarks).
 
 # %%
 if find_dataset("mnist") is None:
     print("MNIST not found (set QTN_DATA_DIR or use load_mnist(download=True)); skipping this part")
 else:
     (Xm, ym), (Xmt, ymt) = qtn.load_mnist(progress=False)
+    if SMALL:
+        Xm, ym, Xmt, ymt = Xm[:1000], ym[:1000], Xmt[:1000], ymt[:1000]
+    Xm, ym = shift_augment(Xm, ym, 1)
     Xm = downsample(Xm, 14).reshape(len(Xm), -1)
     Xmt = downsample(Xmt, 14).reshape(len(Xmt), -1)
-    if SMALL:
-        Xm, ym, Xmt, ymt = Xm[:3000], ym[:3000], Xmt[:1000], ymt[:1000]
     mnist_clf = qtn.MPSClassifier(
-        bond_dim=8 if SMALL else 32, max_epochs=2 if SMALL else 20, random_state=0,
+        bond_dim=8 if SMALL else 32, max_epochs=2 if SMALL else 4, random_state=0,
         verbose=0 if SMALL else 1,
     )  # fmt: skip
     mnist_clf.fit(Xm, ym)

@@ -22,6 +22,7 @@ from qtn.data.transforms import (
     flatten_images,
     pixel_order,
     select_classes,
+    shift_augment,
     train_val_split,
 )
 
@@ -38,4 +39,5 @@ __all__ = [
     "train_val_split",
     "pixel_order",
     "flatten_images",
+    "shift_augment",
 ]

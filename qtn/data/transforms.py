@@ -1,4 +1,4 @@
-"""Image transforms: downsample, binarize, select classes, split, pixel orderings."""
+"""Image transforms: downsample, binarize, select classes, split, pixel orderings, shifts."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ __all__ = [
     "train_val_split",
     "pixel_order",
     "flatten_images",
+    "shift_augment",
     "PIXEL_ORDERS",
 ]
 
@@ -152,3 +153,56 @@ def flatten_images(images, order: str = "row") -> np.ndarray:
     h, w = arr.shape[-2:]
     flat = arr.reshape(*arr.shape[:-2], h * w)
     return flat[..., pixel_order(h, w, order)]
+
+
+def shift_augment(images, labels, shifts: int = 1, *, diagonal: bool = False):
+    """Training-set augmentation by whole-pixel translations, with zero fill.
+
+    Returns the original images followed by one copy per shift: (dy, dx) for
+    every 0 < |d| <= ``shifts`` along one axis (4 * shifts copies), plus the
+    diagonal combinations when ``diagonal`` (then (2 * shifts + 1)**2 - 1
+    copies). Shifting the 28x28 MNIST images by one pixel before
+    ``downsample(..., 14)`` gives half-pixel shifts at 14x14. Uses
+    ``scipy.ndimage.shift`` (order 0: pixels are moved, never interpolated).
+
+    Parameters
+    ----------
+    images
+        Array of shape (n, h, w).
+    labels
+        Array of shape (n,); repeated alongside.
+    shifts
+        Largest shift in pixels (>= 1).
+    diagonal
+        Also shift along both axes at once.
+
+    Returns
+    -------
+    images, labels
+        Shapes (n * (1 + copies), h, w) and (n * (1 + copies),), the originals first.
+
+    Examples
+    --------
+    >>> X, y = qtn.data.load_digits()
+    >>> Xa, ya = qtn.data.shift_augment(X[:10], y[:10])
+    >>> Xa.shape, ya.shape
+    ((50, 8, 8), (50,))
+    """
+    from scipy import ndimage
+
+    arr = _as_images(images)
+    if arr.ndim != 3:
+        raise ValueError(f"images must have shape (n, height, width), got {arr.shape}")
+    lab = np.asarray(labels)
+    if lab.shape != arr.shape[:1]:
+        raise ValueError(f"labels must have shape ({arr.shape[0]},), got {lab.shape}")
+    if not isinstance(shifts, int | np.integer) or shifts < 1:
+        raise ValueError(f"shifts must be an integer >= 1, got {shifts!r}")
+    r = range(-shifts, shifts + 1)
+    offsets = [
+        (dy, dx) for dy in r for dx in r if (dy, dx) != (0, 0) and (diagonal or 0 in (dy, dx))
+    ]
+    out = [arr] + [
+        ndimage.shift(arr, (0, dy, dx), order=0, mode="constant", cval=0) for dy, dx in offsets
+    ]
+    return np.concatenate(out), np.tile(lab, len(offsets) + 1)

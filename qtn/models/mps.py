@@ -218,7 +218,7 @@ def _scan_envs(left, right, phi_left, phi_right):
     def step(carry, inp):
         v, logn = carry
         a, p = inp
-        w = jnp.einsum("ja,jasb,js->jb", v, a, p)
+        w = jnp.einsum("jsb,js->jb", jnp.einsum("ja,jasb->jsb", v, a), p)
         nrm = jnp.linalg.norm(w, axis=-1)
         safe = jnp.where(nrm > 0, nrm, 1)
         return (w / safe[:, None], logn + jnp.log(jnp.where(nrm > 0, nrm, _TINY))), None
