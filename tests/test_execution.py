@@ -60,6 +60,25 @@ def test_noisy_qtn_and_aer_agree_within_sampling_error():
         assert tvd < tvd_bound(p, shots), (tvd, tvd_bound(p, shots))
 
 
+def test_runner_survives_aers_kraus_fusion_failure():
+    """qiskit-aer #2455: with Aer 0.18 this binding fails in Aer's Kraus gate fusion
+    ("heevx ... eigensystem_hermitian"); the Runner's own backend reruns the job with
+    fusion off. Either way the samples must match qtn's exact noisy probabilities."""
+    c = staircase(10, 2).measure(9, 0)
+    nm = (
+        NoiseModel()
+        .add_gate_noise(depolarizing(0.01), ["ry"])
+        .add_gate_noise(depolarizing(0.02, 2), ["su4"])
+    )
+    rng = np.random.default_rng(1)
+    theta, X = rng.normal(size=c.n_params), rng.random((200, 10))
+    shots = 20_000
+    res = Runner(c, noise=nm, seed=0).run(shots=shots, params=theta, data=X[132])
+    exact = simulate(c, noise=nm, dtype="complex128").probs([9], params=theta, data=X[132])
+    tvd = 0.5 * np.abs(res.probs - exact).sum()
+    assert tvd < tvd_bound(exact, shots), (tvd, tvd_bound(exact, shots))
+
+
 def test_aer_noise_model_mapping_matches_qtn():
     nm = (
         NoiseModel()

@@ -122,6 +122,10 @@ class Runner:
     noise
         A :class:`qtn.noise.NoiseModel` (Aer backends only): its channels are
         inserted as Kraus instructions, its readout errors form an Aer noise model.
+        Aer's gate fusion of Kraus instructions occasionally fails a binding
+        ("heevx ... eigensystem_hermitian", qiskit-aer issue #2455); on the Aer
+        backend qtn builds, such a job is rerun once with fusion off (exact,
+        slower). An ``AerSimulator`` you pass is used as given.
     optimization_level
         Passed to ``qiskit.transpile`` (default 1).
     seed
@@ -143,6 +147,7 @@ class Runner:
         self.circuit = circuit
         self.seed = seed
         is_aer = backend is None or isinstance(backend, AerSimulator)
+        backend_arg = backend
         if noise is not None and not is_aer:
             raise ValueError(
                 "noise= applies to Aer simulators only; a hardware or fake backend brings its "
@@ -161,6 +166,7 @@ class Runner:
             raise ValueError("readout errors: pass backend=None so qtn builds the Aer backend")
         self.backend = backend
         self._is_aer = is_aer
+        self._own_aer = backend_arg is None  # built here, so its options are ours to change
         self._isolated = None  # parameter-shift twin, built on first use (finetune.py)
         self._check_support(circuit, noise)
         gate_noise = noise if noise is not None and noise.gate_rules else None
@@ -230,13 +236,28 @@ class Runner:
         params_ = self.transpiled.parameters
         pv = parameter_values(params_, p, x) if len(params_) else None
         pub = (self.transpiled, pv, int(shots))
-        res = self._sampler.run([pub]).result()[0]
+        res = self._sample(pub)
         bits = res.data.c.to_bool_array(order="little")
         bits = bits.reshape(-1, shots, c.n_clbits) if pv is not None else bits[None]
         probs = clbit_probabilities(bits)
         if single:
             probs = probs[0]
         return RunResult(probs=probs, bits=bits.astype(np.uint8), shots=int(shots))
+
+    def _sample(self, pub):
+        from qiskit_aer import AerError
+
+        try:
+            return self._sampler.run([pub]).result()[0]
+        except AerError as exc:
+            if not (self._own_aer and "eigensystem_hermitian" in str(exc)):
+                raise
+        # qiskit-aer #2455: Kraus gate fusion failed on a binding; rerun without fusion
+        from qiskit_aer.primitives import SamplerV2
+
+        self.backend.set_options(fusion_enable=False)
+        self._sampler = SamplerV2.from_backend(self.backend, seed=self.seed)
+        return self._sampler.run([pub]).result()[0]
 
 
 def _as_batch(name, arr, need):
