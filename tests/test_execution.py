@@ -148,15 +148,19 @@ def _classifier():
     return c.ry(0, Trainable(0)).measure(0, 0)
 
 
-def test_parameter_shift_gradient_matches_exact_gradient():
+@pytest.mark.parametrize("noise", [None, NOISE], ids=["noiseless", "noisy"])
+def test_parameter_shift_gradient_matches_exact_gradient(noise):
+    """Noise channels are fixed maps after the gates, so the shift rule stays exact;
+    the shifted circuits must carry the runner's channels and readout errors."""
     c = _classifier()
     rng = np.random.default_rng(1)
     X, y = rng.random((4, 2)), np.array([0, 1, 1, 0])
     theta = np.array([0.3, -0.2, 0.7])
     loss = cross_entropy_loss(y)
-    value, grad, n = parameter_shift_grad(Runner(c, seed=3), loss, theta, data=X, shots=200_000)
+    runner = Runner(c, noise=noise, seed=3)
+    value, grad, n = parameter_shift_grad(runner, loss, theta, data=X, shots=200_000)
     assert n == (1 + 2 * 4) * 4  # base + two shifts for each of 4 occurrences, 4 inputs
-    sim = simulate(Circuit(2, c.ops[:-1]), dtype="complex128")
+    sim = simulate(Circuit(2, c.ops[:-1]), noise=noise, dtype="complex128")
     with jax.enable_x64(True):
         f = sim.probs_fn([0])
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from qtn.circuit import GATES, Circuit, Gate, Trainable
 from qtn.execution.runner import Runner, class_probabilities
+from qtn.noise import NoiseModel
 
 __all__ = [
     "finetune",
@@ -141,7 +142,13 @@ def _isolated(runner: Runner):
                 angles.append(a)
             op = Gate(op.name, op.qubits, tuple(angles))
         ops.append(op)
-    iso = Runner(Circuit(c.n_qubits, tuple(ops)), backend=runner.backend, seed=runner.seed)
+    # same backend (readout errors live in its noise model), same inserted channels
+    noise = runner.noise
+    gate_noise = NoiseModel(gate_rules=noise.gate_rules) if noise is not None else None
+    iso = Runner(
+        Circuit(c.n_qubits, tuple(ops)), backend=runner.backend, noise=gate_noise, seed=runner.seed
+    )
+    iso._own_aer = runner._own_aer  # the shared backend is the original runner's
     runner._isolated = (iso, occ)
     return iso, occ
 

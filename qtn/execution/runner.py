@@ -145,9 +145,11 @@ class Runner:
             for q in range(circuit.n_qubits):
                 circuit = circuit.append(Measure(q, q))
         self.circuit = circuit
+        self.noise = noise
         self.seed = seed
         is_aer = backend is None or isinstance(backend, AerSimulator)
-        backend_arg = backend
+        # a backend built here is ours: its options may change (see _sample)
+        self._own_aer = backend is None
         if noise is not None and not is_aer:
             raise ValueError(
                 "noise= applies to Aer simulators only; a hardware or fake backend brings its "
@@ -166,7 +168,6 @@ class Runner:
             raise ValueError("readout errors: pass backend=None so qtn builds the Aer backend")
         self.backend = backend
         self._is_aer = is_aer
-        self._own_aer = backend_arg is None  # built here, so its options are ours to change
         self._isolated = None  # parameter-shift twin, built on first use (finetune.py)
         self._check_support(circuit, noise)
         gate_noise = noise if noise is not None and noise.gate_rules else None
@@ -182,14 +183,16 @@ class Runner:
             )  # fmt: skip
             cached = _TRANSPILED[key] = (backend, tqc)
         self.transpiled = cached[1]
-        if is_aer:
+        self._sampler = self._make_sampler()
+
+    def _make_sampler(self):
+        if self._is_aer:
             from qiskit_aer.primitives import SamplerV2
 
-            self._sampler = SamplerV2.from_backend(backend, seed=seed)
-        else:
-            from qiskit.primitives import BackendSamplerV2
+            return SamplerV2.from_backend(self.backend, seed=self.seed)
+        from qiskit.primitives import BackendSamplerV2
 
-            self._sampler = BackendSamplerV2(backend=backend, options={"seed_simulator": seed})
+        return BackendSamplerV2(backend=self.backend, options={"seed_simulator": self.seed})
 
     def _check_support(self, circuit, noise):
         target = getattr(self.backend, "target", None)
@@ -253,10 +256,8 @@ class Runner:
             if not (self._own_aer and "eigensystem_hermitian" in str(exc)):
                 raise
         # qiskit-aer #2455: Kraus gate fusion failed on a binding; rerun without fusion
-        from qiskit_aer.primitives import SamplerV2
-
         self.backend.set_options(fusion_enable=False)
-        self._sampler = SamplerV2.from_backend(self.backend, seed=self.seed)
+        self._sampler = self._make_sampler()
         return self._sampler.run([pub]).result()[0]
 
 
