@@ -707,9 +707,7 @@ def _check_optimizer(optimizer):
         return optimizer
     import cotengra as ctg
 
-    if isinstance(optimizer, ctg.HyperOptimizer) and not isinstance(
-        optimizer, ctg.ReusableHyperOptimizer
-    ):
+    if isinstance(optimizer, ctg.HyperOptimizer):  # (ReusableHyperOptimizer is no subclass)
         raise TypeError(
             "optimizer: a cotengra HyperOptimizer is single-use, and a Simulator searches one "
             "tree per quantity; pass ReusableHyperOptimizer(...) with the same options, or a "
