@@ -156,28 +156,32 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     theta = rng.normal(size=c.n_params)
     X = rng.random((args.inputs, args.qubits))
+    case = {"case": "noiseless", "qubits": args.qubits, "inputs": args.inputs}
     for qubit in args.readout:
-        noiseless_case(args, c, theta, X, qubit % args.qubits)
+        compare(args, case, c, theta, X, args.dtype, None, qubit % args.qubits,
+                args.aer_inputs, args.quimb_inputs)  # fmt: skip
     return 0
 
 
-def noiseless_case(args, c, theta, X, qubit):
-    case = {"case": "noiseless", "qubits": args.qubits, "su4_blocks": c.count_2q(),
-            "inputs": args.inputs, "readout_qubit": qubit,
+def compare(args, case, c, theta, X, dtype, noise, qubit, n_aer, n_quimb):
+    """qtn, then Aer (and quimb when ``n_quimb``) on the same inputs, then the ratios."""
+    case = {**case, "su4_blocks": c.count_2q(), "readout_qubit": qubit,
             "light_cone_su4_blocks": light_cone_blocks(c, qubit)}  # fmt: skip
-    p_qtn, rec = run_qtn(c, theta, X, args.dtype, qubit=qubit)
+    p_qtn, rec = run_qtn(c, theta, X, dtype, noise=noise, qubit=qubit)
     emit({**case, **rec})
     if args.only_qtn:
         return
-    p_aer, rec_aer = run_aer(c, theta, X, args.aer_inputs, qubit=qubit)
-    rec_aer["max_abs_diff"] = float(np.nanmax(np.abs(p_aer - p_qtn[: args.aer_inputs])))
-    emit({**case, **rec_aer})
-    p_q, rec_q = run_quimb(c, theta, X, args.quimb_inputs, qubit=qubit)
-    rec_q["max_abs_diff"] = float(np.abs(p_q - p_qtn[: args.quimb_inputs]).max())
-    emit({**case, **rec_q})
-    emit({**case, "ratio": "throughput qtn/peer",
-          "vs_aer": rec["inputs_per_s"] / rec_aer["inputs_per_s"],
-          "vs_quimb": rec["inputs_per_s"] / rec_q["inputs_per_s"]})  # fmt: skip
+    ratio = {"ratio": "throughput qtn/peer"}
+    peers = [("aer", run_aer, n_aer)] + ([("quimb", run_quimb, n_quimb)] if n_quimb else [])
+    for name, run, n_peer in peers:
+        kw = {"noise": noise} if name == "aer" else {}
+        p_peer, rec_peer = run(c, theta, X, n_peer, qubit=qubit, **kw)
+        # nanmax: inputs a peer failed on are NaN and left out
+        rec_peer["max_abs_diff"] = float(np.nanmax(np.abs(p_peer - p_qtn[:n_peer])))
+        emit({**case, **rec_peer})
+        ratio[f"vs_{name}"] = rec["inputs_per_s"] / rec_peer["inputs_per_s"]
+        ratio[f"max_abs_diff_{name}"] = rec_peer["max_abs_diff"]
+    emit({**case, **ratio})
 
 
 def light_cone_blocks(c, qubit) -> int:
@@ -202,22 +206,10 @@ def noisy_case(args):
     rng = np.random.default_rng(1)
     theta = rng.normal(size=c.n_params)
     X = rng.random((args.noisy_inputs, n))
+    case = {"case": "noisy", "qubits": n, "inputs": args.noisy_inputs,
+            "noise": "depolarizing 1q p=0.01 after ry, 2q p=0.02 after su4"}  # fmt: skip
     for qubit in args.readout:
-        qubit %= n
-        case = {"case": "noisy", "qubits": n, "su4_blocks": c.count_2q(),
-                "noise": "depolarizing 1q p=0.01 after ry, 2q p=0.02 after su4",
-                "inputs": args.noisy_inputs, "readout_qubit": qubit,
-                "light_cone_su4_blocks": light_cone_blocks(c, qubit)}  # fmt: skip
-        p_qtn, rec = run_qtn(c, theta, X, "complex128", noise=nm, qubit=qubit)
-        emit({**case, **rec})
-        if args.only_qtn:
-            continue
-        p_aer, rec_aer = run_aer(c, theta, X, args.noisy_inputs, noise=nm, qubit=qubit)
-        rec_aer["max_abs_diff"] = float(np.nanmax(np.abs(p_aer - p_qtn)))
-        emit({**case, **rec_aer})
-        emit({**case, "ratio": "throughput qtn/peer",
-              "vs_aer": rec["inputs_per_s"] / rec_aer["inputs_per_s"],
-              "max_abs_diff": rec_aer["max_abs_diff"]})  # fmt: skip
+        compare(args, case, c, theta, X, "complex128", nm, qubit % n, args.noisy_inputs, 0)
 
 
 if __name__ == "__main__":
