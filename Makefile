@@ -28,6 +28,7 @@ demo: $(VENV)/.installed
 lint: install-test
 	$(BIN)/ruff check qtn tests tutorials benchmarks
 	$(BIN)/ruff format --check qtn tests tutorials benchmarks
+	$(BIN)/lint-imports --no-cache  # the layer order (pyproject.toml, [tool.importlinter])
 
 format: install-test
 	$(BIN)/ruff format qtn tests tutorials benchmarks

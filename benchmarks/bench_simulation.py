@@ -53,7 +53,7 @@ def run_qtn(c, theta, X, dtype, noise=None, qubit=0, repeats=5):
 
     sim = simulate(c, dtype=dtype, noise=noise)
     t0 = time.perf_counter()
-    sim._entry(("probs", (qubit,)))  # network build + cotengra search
+    sim.plan("probs", (qubit,))  # network build + cotengra search
     plan_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     p = sim.probs([qubit], params=theta, data=X)  # includes XLA compilation
@@ -186,9 +186,9 @@ def compare(args, case, c, theta, X, dtype, noise, qubit, n_aer, n_quimb):
 
 def light_cone_blocks(c, qubit) -> int:
     """SU(4) blocks in the reverse light cone of ``qubit`` (what qtn contracts)."""
-    from qtn.simulation.engine import _light_cone
+    from qtn.simulation import light_cone
 
-    return sum(len(op.qubits) == 2 for op in _light_cone(c.ops, {qubit}))
+    return sum(len(op.qubits) == 2 for op in light_cone(c.ops, {qubit}))
 
 
 def noisy_case(args):

@@ -4,8 +4,17 @@ The pipeline, one subpackage per stage::
 
     data -> features -> models -> training -> compilation -> simulation -> export -> execution
 
-Today data, features, the MPS classifier, the circuit IR, simulation with noise,
-Qiskit export and execution exist; compilation is next. See the README.
+and the layers, each importing only those below it (checked by ``make test``)::
+
+    cli
+    estimators                      scikit-learn facades (MPSClassifier)
+    compilation, execution          (compilation: next); Qiskit backends
+    simulation                      circuits as cotengra-planned tensor networks
+    noise, data, training, export   noise models; datasets; fit loop; Qiskit bridge
+    circuit, features, models, metrics
+
+Today data, features, the MPS core and classifier, the circuit IR, simulation
+with noise, Qiskit export and execution exist; compilation is next. See the README.
 
 Public names are resolved lazily on first use, so ``import qtn`` does no work
 and does not import JAX, quimb or Qiskit.
@@ -41,8 +50,8 @@ _LAZY = {
     "angle_encoding": "qtn.features",
     # models and estimators
     "MPSClassifier": "qtn.estimators",
-    "MPSParams": "qtn.models",
-    "init_mps": "qtn.models",
+    "MPS": "qtn.models",
+    "random_mps": "qtn.models",
     "to_quimb": "qtn.models",
     "from_quimb": "qtn.models",
     # circuits
@@ -75,6 +84,7 @@ _SUBMODULES = (
     "noise",
     "export",
     "execution",
+    "metrics",
     "errors",
     "cli",
 )
@@ -105,6 +115,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         execution,
         export,
         features,
+        metrics,
         models,
         noise,
         simulation,
@@ -130,6 +141,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         list_feature_maps,
         register_feature_map,
     )
-    from qtn.models import MPSParams, from_quimb, init_mps, to_quimb
+    from qtn.models import MPS, from_quimb, random_mps, to_quimb
     from qtn.noise import NoiseModel
     from qtn.simulation import simulate

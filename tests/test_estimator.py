@@ -26,10 +26,13 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 
 @parametrize_with_checks(
-    [MPSClassifier(bond_dim=4, max_epochs=20, learning_rate=1e-2, scaling="minmax",
-                   verbose=0, random_state=0)],
+    [
+        MPSClassifier(
+            bond_dim=4, max_epochs=20, learning_rate=1e-2, scaling="minmax", random_state=0
+        )
+    ],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
-)  # fmt: skip
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -64,7 +67,7 @@ def test_predict_proba_and_amplitudes_consistent(fitted, digits_split):
     np.testing.assert_allclose(np.linalg.norm(fhat, axis=1), 1.0, atol=1e-5)
     phi = qtn.get_feature_map("trigonometric")(Xte[:5].astype(np.float64))
     for b in range(5):
-        ref = dense_amplitudes(fitted.params_, phi[b])
+        ref = dense_amplitudes(fitted.params_.network, phi[b])
         # float32: components agree to 1e-5 of the vector's norm (small ones suffer cancellation)
         scale = np.linalg.norm(ref)
         np.testing.assert_allclose(np.exp(logn[b]) * fhat[b] / scale, ref / scale, atol=1e-5)
@@ -128,8 +131,12 @@ def test_save_load_bit_exact(fitted, digits_split, tmp_path):
     path = tmp_path / "model.npz"
     fitted.save(path)
     back = MPSClassifier.load(path)
-    for f in ("left", "label", "right", "log_temp"):
-        a, b = np.asarray(getattr(fitted.params_, f)), np.asarray(getattr(back.params_, f))
+    import jax
+
+    for a, b in zip(
+        jax.tree_util.tree_leaves(fitted.params_), jax.tree_util.tree_leaves(back.params_)
+    ):
+        a, b = np.asarray(a), np.asarray(b)
         assert a.dtype == b.dtype and np.array_equal(a, b)
     np.testing.assert_array_equal(back.classes_, fitted.classes_)
     np.testing.assert_array_equal(back.predict_proba(Xte), fitted.predict_proba(Xte))
@@ -176,6 +183,90 @@ def test_load_rejects_bad_files(fitted, tmp_path):
         MPSClassifier.load(tmp_path / "missing.npz")
 
 
+def _rewrite(src, dst, edit_meta=None, edit_arrays=None):
+    """Copy a model file with its header and arrays edited."""
+    with np.load(src) as z:
+        meta = json.loads(str(z["__meta__"]))
+        arrays = {k: z[k] for k in z.files if k != "__meta__"}
+    if edit_meta:
+        meta = edit_meta(meta)
+    if edit_arrays:
+        edit_arrays(arrays)
+    np.savez(dst, __meta__=np.array(json.dumps(meta)), **arrays)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "edit_meta,edit_arrays,match",
+    [
+        (lambda m: [1, 2], None, "header is not a JSON object"),
+        (lambda m: {**m, "format_version": "2"}, None, "'format_version' must be an integer"),
+        (
+            lambda m: {k: v for k, v in m.items() if k != "n_features_in"},
+            None,
+            "'n_features_in' is missing",
+        ),
+        (lambda m: {**m, "n_features_in": "64"}, None, "'n_features_in' must be a int"),
+        (lambda m: {**m, "n_features_in": 10}, None, "64 sites but n_features_in is 10"),
+        (
+            lambda m: {**m, "estimator_params": {**m["estimator_params"], "bond_dim": 0}},
+            None,
+            "'estimator_params' is invalid",
+        ),
+        (
+            lambda m: {**m, "estimator_params": {**m["estimator_params"], "bond_dim": 2}},
+            None,
+            "bond dimension 16 > bond_dim 2",
+        ),
+        (
+            lambda m: {**m, "estimator_params": {**m["estimator_params"], "nope": 1}},
+            None,
+            "'estimator_params' is invalid",
+        ),
+        (lambda m: {**m, "history": {}}, None, "'history' must be a list"),
+        (lambda m: {**m, "classes_kind": 3}, None, "'classes_kind' must be"),
+        (None, lambda a: a.pop("params/network.left"), "'params/network.left' is missing"),
+        (
+            None,
+            lambda a: a.update({"params/network.left": a["params/network.left"][:3]}),
+            "has shape .* the schema says",
+        ),
+        (None, lambda a: a.update({"classes": a["classes"][:5]}), "10 labels but 5 classes"),
+        (lambda m: {**m, "params_schema": m["params_schema"][:2]}, None, "'params_schema' lists"),
+    ],
+)
+def test_load_checks_every_header_field(fitted, tmp_path, edit_meta, edit_arrays, match):
+    good = tmp_path / "good.npz"
+    fitted.save(good)
+    bad = _rewrite(good, tmp_path / "bad.npz", edit_meta, edit_arrays)
+    with pytest.raises(qtn.FormatError, match=match):
+        MPSClassifier.load(bad)
+
+
+def test_load_reads_format_1_files(fitted, digits_split, tmp_path):
+    """Files written before the MPS core (format 1: arrays left/label/right/log_temp)."""
+    _, Xte, _, _ = digits_split
+    good = tmp_path / "good.npz"
+    fitted.save(good)
+
+    def to_v1(meta):
+        meta = {k: v for k, v in meta.items() if k != "params_schema"}
+        return {**meta, "format_version": 1}
+
+    def arrays_v1(a):
+        for old, new in (
+            ("left", "network.left"),
+            ("label", "network.center"),
+            ("right", "network.right"),
+            ("log_temp", "log_temp"),
+        ):
+            a[old] = a.pop("params/" + new)
+
+    v1 = _rewrite(good, tmp_path / "v1.npz", to_v1, arrays_v1)
+    back = MPSClassifier.load(v1)
+    np.testing.assert_array_equal(back.predict_proba(Xte), fitted.predict_proba(Xte))
+
+
 # ------------------------------------------------------------------ interop
 
 
@@ -192,32 +283,28 @@ def test_to_quimb_matches_predictions(fitted, digits_split):
     scale = np.linalg.norm(f)
     np.testing.assert_allclose(f / scale, np.exp(logn[0]) * fhat[0] / scale, atol=1e-5)
     mps = fitted.to_quimb()
-    assert "label" in mps[fitted.params_.label_site].inds
+    assert "label" in mps[fitted.params_.network.center_site].inds
     with pytest.raises(TypeError, match="quimb MatrixProductState"):
         qtn.models.from_quimb(np.zeros(3))
     with pytest.raises(ValueError, match="smaller than the largest bond"):
         qtn.models.from_quimb(mps, bond_dim=2)
     back = qtn.models.from_quimb(mps)
     np.testing.assert_allclose(dense_amplitudes(back, phi) / scale, f / scale, atol=1e-6)
+    with pytest.raises(TypeError, match="mps must be a qtn MPS"):
+        qtn.models.to_quimb(np.zeros(3))
 
 
 def test_entanglement_entropy_against_dense_svd(x64):
     import jax
 
-    from qtn.models import init_mps
-    from qtn.models.interop import entanglement_entropy
+    from qtn.models import entanglement_entropy, init_mps, to_dense
 
-    p = init_mps(jax.random.key(0), 6, 3, 3, label_site=2, init_std=0.5)
-    # dense state over (k0..k5, label), label after its site
-    from qtn.models.mps import _trim_boundaries, site_cores
-
-    cores = _trim_boundaries(site_cores(p))
-    psi = cores[0][:1]
-    for c in cores[1:]:
-        psi = np.tensordot(psi, c, axes=([psi.ndim - 1], [0]))
-    psi = psi[0, ..., 0]  # (d, d, d(L), ...)
+    p = init_mps(jax.random.key(0), 6, 3, n_labels=3, center=2, init_std=0.5)
+    psi = to_dense(p)  # (2**6, L): the label after all sites
+    psi = psi.reshape((2,) * 6 + (3,))
+    psi = np.moveaxis(psi, -1, 3)  # the label leg belongs to site 2: (d, d, d, L, d, d, d)
     psi = psi / np.linalg.norm(psi)
-    dims = psi.shape  # (2, 2, 2, 3, 2, 2, 2): site 2 carries (d, L)
+    dims = psi.shape
     ent = []
     for bond in range(1, 6):
         cut = bond + (1 if bond > 2 else 0)
@@ -273,14 +360,15 @@ def test_float64_training(digits_split):
     import jax
 
     Xtr, Xte, ytr, yte = digits_split
-    clf = MPSClassifier(bond_dim=4, max_epochs=10, learning_rate=1e-2, dtype="float64",
-                        verbose=0, random_state=0).fit(Xtr, ytr)  # fmt: skip
-    assert clf.params_.left.dtype == np.float64
+    clf = MPSClassifier(
+        bond_dim=4, max_epochs=10, learning_rate=1e-2, dtype="float64", verbose=0, random_state=0
+    ).fit(Xtr, ytr)
+    assert clf.params_.network.left.dtype == np.float64
     assert not jax.config.jax_enable_x64  # switched on only inside fit and predict
     assert clf.score(Xte, yte) > 0.8
     fhat, logn = clf.amplitudes(Xte[:3])
     assert fhat.dtype == np.float64
     phi = qtn.get_feature_map("trigonometric")(Xte[:3].astype(np.float64))
     for b in range(3):
-        ref = dense_amplitudes(clf.params_, phi[b])
+        ref = dense_amplitudes(clf.params_.network, phi[b])
         np.testing.assert_allclose(np.exp(logn[b]) * fhat[b], ref, rtol=1e-10, atol=1e-12)

@@ -13,8 +13,6 @@ from qtn.circuit import Circuit, Feature, Trainable, staircase
 from qtn.execution import (
     ReadoutMitigator,
     Runner,
-    accuracy,
-    class_probabilities,
     cross_entropy_loss,
     finetune,
     kl_loss,
@@ -22,9 +20,11 @@ from qtn.execution import (
     predict,
     project_to_simplex,
     run,
+    score,
     to_aer_noise_model,
 )
 from qtn.execution import runner as runner_mod
+from qtn.metrics import class_probabilities
 from qtn.noise import NoiseModel, ReadoutError, amplitude_damping, depolarizing, phase_damping
 from qtn.simulation import probabilities, simulate
 
@@ -86,7 +86,7 @@ def test_aer_noise_model_mapping_matches_qtn():
         .add_gate_noise(amplitude_damping(0.1), ["ry", "h"])
         .add_readout_error(ReadoutError(0.03, 0.01), qubits=[0])
     )
-    c = Circuit(3).h(0).cx(0, 1).ry(2, 0.8).cx(1, 2).ry(0, Feature(0))
+    c = Circuit(3).h(0).cx(0, 1).ry(0.8, 2).cx(1, 2).ry(Feature(0), 0)
     aer = AerSimulator(noise_model=to_aer_noise_model(nm, n_qubits=3))
     shots = 100_000
     res = Runner(c, backend=aer, optimization_level=0, seed=5).run(shots=shots, data=[0.3])
@@ -98,8 +98,8 @@ def test_aer_noise_model_mapping_matches_qtn():
 
 def test_dynamic_circuit_statistics_match_qtn():
     # qubit 1 is measured mid-circuit, reset and reused
-    prefix = Circuit(3).ry(0, Trainable(0)).cx(0, 1)
-    c = prefix.measure(1, 0).reset(1).ry(1, Trainable(1)).cx(1, 2).measure(2, 1)
+    prefix = Circuit(3).ry(Trainable(0), 0).cx(0, 1)
+    c = prefix.copy().measure(1, 0).reset(1).ry(Trainable(1), 1).cx(1, 2).measure(2, 1)
     theta = np.array([1.0, 2.1])
     shots = 50_000
     res = run(c, shots=shots, params=theta, seed=2)
@@ -114,7 +114,7 @@ def test_dynamic_circuit_statistics_match_qtn():
 def test_fake_hardware_backend_transpiles_once():
     fake_provider = pytest.importorskip("qiskit_ibm_runtime.fake_provider")
     backend = fake_provider.FakeManilaV2()
-    c = Circuit(2).ry(0, Feature(0)).cx(0, 1)
+    c = Circuit(2).ry(Feature(0), 0).cx(0, 1)
     runner = Runner(c, backend=backend, seed=1)
     before = len(runner_mod._TRANSPILED)
     a = runner.run(shots=4000, data=np.array([[0.5], [0.0]]))
@@ -129,7 +129,7 @@ def test_fake_hardware_backend_transpiles_once():
 
 def test_readout_mitigation_recovers_exact_probabilities():
     ro = NoiseModel().add_readout_error(ReadoutError(0.08, 0.12))
-    c = Circuit(2).ry(0, 1.1).cx(0, 1).ry(1, 0.4)
+    c = Circuit(2).ry(1.1, 0).cx(0, 1).ry(0.4, 1)
     exact = probabilities(c)
     raw = run(c, shots=100_000, noise=ro, seed=4).probs
     mit = ReadoutMitigator.calibrate(2, noise=ro, shots=100_000, seed=9)
@@ -143,9 +143,9 @@ def test_readout_mitigation_recovers_exact_probabilities():
 
 
 def _classifier():
-    c = Circuit(2).ry(0, Feature(0)).ry(1, Feature(1))
-    c = c.ry(0, Trainable(0)).ry(1, Trainable(1, scale=2.0)).cx(0, 1).rzz((0, 1), Trainable(2))
-    return c.ry(0, Trainable(0)).measure(0, 0)
+    c = Circuit(2).ry(Feature(0), 0).ry(Feature(1), 1)
+    c = c.ry(Trainable(0), 0).ry(Trainable(1, scale=2.0), 1).cx(0, 1).rzz(Trainable(2), 0, 1)
+    return c.ry(Trainable(0), 0).measure(0, 0)
 
 
 @pytest.mark.parametrize("noise", [None, NOISE], ids=["noiseless", "noisy"])
@@ -170,7 +170,7 @@ def test_parameter_shift_gradient_matches_exact_gradient(noise):
         ref_v, ref_g = float(exact(jnp.asarray(theta))), np.asarray(jax.grad(exact)(theta))
     assert abs(value - ref_v) < 0.02
     np.testing.assert_allclose(grad, ref_g, atol=0.03)
-    with pytest.raises(ValueError, match="parameter-shift needs gates"):
+    with pytest.raises(ValueError, match="parameter-shift needs gates with a two-term shift"):
         parameter_shift_grad(Runner(staircase(2)), loss, np.zeros(15), data=X, shots=10)
 
 
@@ -193,7 +193,7 @@ def test_spsa_finetuning_improves_and_is_reproducible():
     clear = np.abs(exact[:, 0] - 0.5) > 0.1  # far from the decision boundary: no shot noise
     pred = predict(runner, X, a.params, shots=4000)
     np.testing.assert_array_equal(pred[clear], exact[clear].argmax(1))
-    acc = accuracy(runner, X, y, a.params, shots=4000)
+    acc = score(runner, X, y, a.params, shots=4000)
     assert acc == np.mean(predict(runner, X, a.params, shots=4000) == y)
     ps = finetune(
         runner, cross_entropy_loss(y), theta0, method="parameter_shift", learning_rate=0.5,
@@ -203,7 +203,7 @@ def test_spsa_finetuning_improves_and_is_reproducible():
 
 
 def test_state_circuit_finetuning_with_kl():
-    c = Circuit(2).ry(0, Trainable(0)).cx(0, 1)
+    c = Circuit(2).ry(Trainable(0), 0).cx(0, 1)
     target = np.array([0.25, 0, 0, 0.75])  # ry(2 pi/3) then CX
     res = finetune(Runner(c, seed=1), kl_loss(target), np.array([1.0]), shots=4000, maxiter=60,
                    seed=3, verbose=0, learning_rate=2.0, momentum=0.5)  # fmt: skip
@@ -211,7 +211,7 @@ def test_state_circuit_finetuning_with_kl():
 
 
 def test_bad_input_errors():
-    c = Circuit(2).ry(0, Trainable(0)).cx(0, 1)
+    c = Circuit(2).ry(Trainable(0), 0).cx(0, 1)
     runner = Runner(c, seed=0)
     with pytest.raises(ValueError, match="shots must be a positive integer"):
         runner.run(shots=0, params=[0.1])
@@ -236,6 +236,6 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="target must be a 1-D non-negative vector"):
         kl_loss([0.5, -0.5])
     with pytest.raises(ValueError, match="y must have one label per row of X"):
-        accuracy(runner, np.zeros((3, 0)), [0, 1], [0.1], shots=10)
+        score(runner, np.zeros((3, 0)), [0, 1], [0.1], shots=10)
     with pytest.raises(TypeError, match="noise must be a qtn.noise.NoiseModel"):
         to_aer_noise_model("depolarizing")

@@ -45,12 +45,12 @@ def test_parameter_vectors_serve_every_input():
         np.testing.assert_allclose(Statevector(bound).data, ref, atol=1e-10)
     partial = to_qiskit(c, params=theta)
     assert {p.vector.name for p in partial.parameters} == {"x"}
-    scaled = to_qiskit(Circuit(1).ry(0, Trainable(0, scale=2.0, offset=0.5)), params=[0.3])
+    scaled = to_qiskit(Circuit(1).ry(Trainable(0, scale=2.0, offset=0.5), 0), params=[0.3])
     np.testing.assert_allclose(Statevector(scaled).data, [np.cos(0.55), np.sin(0.55)], atol=1e-12)
 
 
 def test_dynamic_circuit_and_noise_export():
-    c = Circuit(3).h(0).cx(0, 1).measure(1, 0).reset(1).ry(1, 0.4).cx(1, 2).measure(2, 1)
+    c = Circuit(3).h(0).cx(0, 1).measure(1, 0).reset(1).ry(0.4, 1).cx(1, 2).measure(2, 1)
     qc = to_qiskit(c)
     assert [r.name for r in qc.cregs] == ["c"] and qc.num_clbits == 2
     ops = [i.operation.name for i in qc.data]
@@ -64,14 +64,14 @@ def test_dynamic_circuit_and_noise_export():
         .add_gate_noise(depolarizing(0.1, 2), ["cx"])
         .add_gate_noise(amplitude_damping(0.2), ["h"])
     )
-    c2 = Circuit(2).h(0).cx(0, 1).ry(1, 0.7)
+    c2 = Circuit(2).h(0).cx(0, 1).ry(0.7, 1)
     qn = to_qiskit(c2, noise=nm)
     assert sum(i.operation.name == "kraus" for i in qn.data) == 2
     np.testing.assert_allclose(DensityMatrix(qn).data, density_matrix(c2, noise=nm), atol=1e-12)
 
 
 def test_qasm3_text():
-    text = to_qasm3(Circuit(2).h(0).cx(0, 1).measure(0, 0).reset(0).ry(1, Feature(0)))
+    text = to_qasm3(Circuit(2).h(0).cx(0, 1).measure(0, 0).reset(0).ry(Feature(0), 1))
     assert text.startswith("OPENQASM 3") and "measure" in text and "reset" in text
     assert "input float[64] _x_0_;" in text and "ry(pi*_x_0_) q[0];" in text
 

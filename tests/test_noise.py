@@ -23,7 +23,8 @@ from qtn.noise import (
     phase_damping,
     thermal_relaxation,
 )
-from qtn.simulation import density_matrix, probabilities, simulate
+from qtn.simulation import build_network, density_matrix, probabilities, simulate
+from qtn.simulation.sampling import sample_chain
 
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn't import `kahypar`")
 
@@ -161,7 +162,7 @@ def test_noisy_networks_match_dense_oracle(c, data):
 
 def test_noisy_density_matrix_matches_qiskit_kraus():
     ch1, ch2 = amplitude_damping(0.3), depolarizing(0.2, 2)
-    c = Circuit(3).h(0).noise(ch1, 0).cx(0, 1).noise(ch2, (0, 1)).ry(2, 0.4).cx(2, 0)
+    c = Circuit(3).h(0).noise(ch1, 0).cx(0, 1).noise(ch2, (0, 1)).ry(0.4, 2).cx(2, 0)
     qc = to_qiskit(Circuit(3))
     for op in c.ops:
         if isinstance(op, Noise):
@@ -184,7 +185,7 @@ def test_complex64_noisy_tolerance_and_numpy_backend():
     ref = np.array([probabilities(c, [0, 3], theta, x, noise=nm) for x in X])
     p64 = simulate(c, noise=nm).probs([0, 3], params=theta, data=X)
     np.testing.assert_allclose(p64, ref, atol=5e-6)  # stated complex64 tolerance
-    pnp = simulate(c, noise=nm, backend="numpy", dtype="complex128").probs(
+    pnp = simulate(c, noise=nm, interface="numpy", dtype="complex128").probs(
         [0, 3], params=theta, data=X
     )
     np.testing.assert_allclose(pnp, ref, atol=1e-12)
@@ -202,10 +203,10 @@ def test_full_depolarizing_gives_uniform_marginals():
 def test_measure_and_reset_then_reuse_equals_fresh_qubit():
     # qubit 1 is measured, reset and reused; the reference uses fresh qubit 3 instead
     def body(c, q):
-        return c.ry(q, Trainable(1)).cx(q, 2).ry(2, Trainable(2))
+        return c.ry(Trainable(1), q).cx(q, 2).ry(Trainable(2), 2)
 
-    reuse = body(Circuit(4).ry(0, Trainable(0)).cx(0, 1).measure(1, 0).reset(1), 1)
-    fresh = body(Circuit(4).ry(0, Trainable(0)).cx(0, 1).measure(1, 0), 3)
+    reuse = body(Circuit(4).ry(Trainable(0), 0).cx(0, 1).measure(1, 0).reset(1), 1)
+    fresh = body(Circuit(4).ry(Trainable(0), 0).cx(0, 1).measure(1, 0), 3)
     theta = np.array([0.7, 1.3, -0.4])
     a = simulate(reuse, dtype="complex128").probs([0, 1, 2], params=theta)
     b = simulate(fresh, dtype="complex128").probs([0, 3, 2], params=theta)
@@ -217,30 +218,31 @@ def test_measure_and_reset_then_reuse_equals_fresh_qubit():
 
 def _random_pairs(n, gates, seed):
     rng = np.random.default_rng(seed)
-    c = Circuit(n).ry(0, Trainable(0))
+    c = Circuit(n).ry(Trainable(0), 0)
     for _ in range(gates):
         a, b = rng.choice(n, 2, replace=False)
-        c = c.gate("su4", (int(a), int(b)), *rng.normal(size=15))
+        c = c.gate("su4", *rng.normal(size=15), int(a), int(b))
     return c
 
 
 def test_sliced_contraction_is_exact_under_memory_limit():
-    from qtn.simulation.engine import _PLANS
-
     c = _random_pairs(10, 30, seed=0)
     paulis = {q: "X" for q in range(10)}
     theta = np.array([[0.3], [1.1]])
     # a deterministic optimizer: the limited search must start from the same tree
-    ref = simulate(c, dtype="complex128", optimizer="greedy").expectation(paulis, params=theta)
-    entry = next(v for k, v in _PLANS.items() if k[0] == simulate(c)._key)
-    inputs = sum(2 ** len(t) for t in entry["net"].inputs) * 16
-    limit = inputs + (entry["peak"] - inputs) // 2  # the unsliced plan does not fit
-    assert entry["peak"] > limit
-    for backend in ("jax", "numpy"):
-        sim = simulate(c, dtype="complex128", optimizer="greedy", max_memory=limit, backend=backend)
+    full = simulate(c, dtype="complex128", optimizer="greedy")
+    ref = full.expectation(paulis, params=theta)
+    plan = full.plan("expect", full._paulis(paulis))
+    inputs = plan.network.input_bytes(16)
+    limit = inputs + (plan.peak_bytes - inputs) // 2  # the unsliced plan does not fit
+    assert plan.peak_bytes > limit
+    for interface in ("jax", "numpy"):
+        sim = simulate(
+            c, dtype="complex128", optimizer="greedy", max_memory=limit, interface=interface
+        )
         np.testing.assert_allclose(sim.expectation(paulis, params=theta), ref, atol=1e-12)
-    sliced = next(v for k, v in _PLANS.items() if k[3] == limit)
-    assert sliced["tree"].sliced_inds and sliced["peak"] <= limit
+    sliced = sim.plan("expect", sim._paulis(paulis))
+    assert sliced.tree.sliced_inds and sliced.peak_bytes <= limit
     with pytest.raises(ContractionTooLargeError, match=r"needs an estimated .* MiB"):
         simulate(c, optimizer="greedy", max_memory=1000).expectation(paulis, params=theta[0])
 
@@ -251,7 +253,7 @@ def test_chain_rule_sampling_matches_exact_distribution():
     theta, x = rng.normal(size=c.n_params), rng.random(5)
     sim = simulate(c, dtype="complex128", optimizer=_cheap())
     shots = 40_000
-    s = sim._sample_chain(np.random.default_rng(0), shots, (0, 1, 2, 3, 4), theta, x, block=2)
+    s = sample_chain(sim, np.random.default_rng(0), shots, (0, 1, 2, 3, 4), theta, x, block=2)
     emp = np.bincount(s @ (2 ** np.arange(4, -1, -1)), minlength=32) / shots
     p = probabilities(c, None, theta, x)
     # 5 sigma per outcome
@@ -263,7 +265,7 @@ def test_chain_rule_sampling_applies_readout_errors():
     nm = NoiseModel().add_readout_error(ReadoutError(0.1, 0.3), qubits=[0, 1])
     sim = simulate(c, noise=nm, optimizer=_cheap())
     shots = 20_000
-    s = sim._sample_chain(np.random.default_rng(1), shots, (0, 1, 2), None, None, block=1)
+    s = sample_chain(sim, np.random.default_rng(1), shots, (0, 1, 2), None, None, block=1)
     # qubit 0 is |0>: read 1 w.p. 0.1; qubit 1 is |1>: read 0 w.p. 0.3; qubit 2 exact
     for j, p in ((0, 0.1), (1, 0.7), (2, 0.0)):
         assert abs(s[:, j].mean() - p) < 5 * np.sqrt(p * (1 - p) / shots) + 1e-12
@@ -290,14 +292,12 @@ def test_channel_is_frozen_and_hashable_by_value():
 
 
 def test_batches_are_chunked_to_fit_memory():
-    from qtn.simulation.engine import _PLANS
-
     c = staircase(3)
     rng = np.random.default_rng(4)
     theta, X = rng.normal(size=c.n_params), rng.random((5, 3))
-    ref = simulate(c, dtype="complex128").probs([1], params=theta, data=X)
-    key = simulate(c)._key
-    peak = next(v["peak"] for k, v in _PLANS.items() if k[0] == key and k[1] == ("probs", (1,)))
+    full = simulate(c, dtype="complex128")
+    ref = full.probs([1], params=theta, data=X)
+    peak = full.plan("probs", (1,)).peak_bytes
     sim = simulate(c, dtype="complex128", max_memory=int(2.5 * peak))  # two samples per chunk
     np.testing.assert_allclose(sim.probs([1], params=theta, data=X), ref, atol=1e-12)
 
@@ -305,8 +305,6 @@ def test_batches_are_chunked_to_fit_memory():
 def test_reverse_light_cone_drops_operations_that_cannot_matter():
     """P(qubit 0) of a 6-qubit staircase only sees the blocks on (0,1), (1,2) of the
     first sweep and (0,1) of the second; the rest (and their noise) cancel exactly."""
-    from qtn.simulation.engine import _build
-
     c = staircase(6, sweeps=2).measure(4, 0).reset(5)
     nm = (
         NoiseModel()
@@ -314,10 +312,10 @@ def test_reverse_light_cone_drops_operations_that_cannot_matter():
         .add_gate_noise(amplitude_damping(0.1), ["ry"])
     )
     noisy = nm.apply(c)
-    net = _build(noisy, ("probs", (0,)))
-    su4 = [op for _, op, conj in net.variable if op.name == "su4" and not conj]
+    net = build_network(noisy, ("probs", (0,)))
+    su4 = [op for op, conj in net.gate_slots if op.name == "su4" and not conj]
     assert sorted(op.qubits for op in su4) == [(0, 1), (0, 1), (1, 2)]
-    ry = sorted(op.qubits for _, op, conj in net.variable if op.name == "ry" and not conj)
+    ry = sorted(op.qubits for op, conj in net.gate_slots if op.name == "ry" and not conj)
     assert ry == [(0,), (1,), (2,)]
     rng = np.random.default_rng(3)
     theta, x = rng.normal(size=c.n_params), rng.random((4, 6))

@@ -12,6 +12,7 @@ from test_circuit import random_circuits
 
 from qtn.circuit import Circuit, Feature, Trainable, staircase
 from qtn.simulation import PLAN_STATS, probabilities, simulate, statevector
+from qtn.simulation.dense import initial_vector
 
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn't import `kahypar`")
 
@@ -96,7 +97,7 @@ def test_gradient_matches_finite_differences():
 def test_feature_encoding_matches_classical_product_state():
     from qtn.features import trigonometric
 
-    c = Circuit(3).ry(0, Feature(0)).ry(1, Feature(1)).ry(2, Feature(2))
+    c = Circuit(3).ry(Feature(0), 0).ry(Feature(1), 1).ry(Feature(2), 2)
     x = np.array([0.1, 0.5, 0.95])
     phi = trigonometric()(x)
     sv = simulate(c, dtype="complex128").statevector(data=x)
@@ -125,8 +126,8 @@ def test_bad_input_errors():
         simulate(Circuit(1).h(0).reset(0)).amplitude([0])
     with pytest.raises(ValueError, match="dtype must be one of"):
         simulate(c, dtype="float32")
-    with pytest.raises(ValueError, match="backend must be 'jax' or 'numpy'"):
-        simulate(c, backend="torch")
+    with pytest.raises(ValueError, match="interface must be 'jax' or 'numpy'"):
+        simulate(c, interface="torch")
     with pytest.raises(ValueError, match="max_memory must be"):
         simulate(c, max_memory="lots")
     with pytest.raises(TypeError, match="noise must be a qtn.noise.NoiseModel"):
@@ -134,7 +135,7 @@ def test_bad_input_errors():
 
 
 def test_trainable_scale_offset():
-    c = Circuit(1).ry(0, Trainable(0, scale=2.0, offset=0.5))
+    c = Circuit(1).ry(Trainable(0, scale=2.0, offset=0.5), 0)
     sim = simulate(c, dtype="complex128")
     p = sim.probs([0], params=np.array([0.3]))
     np.testing.assert_allclose(
@@ -143,7 +144,7 @@ def test_trainable_scale_offset():
 
 
 def test_sampling_is_exact_and_seeded():
-    c = Circuit(3).h(0).cx(0, 1).ry(2, Trainable(0))
+    c = Circuit(3).h(0).cx(0, 1).ry(Trainable(0), 2)
     sim = simulate(c, dtype="complex128")
     theta = np.array([1.1])
     a = sim.sample(20_000, params=theta, seed=7)
@@ -190,3 +191,97 @@ def test_optimizer_choices_give_the_same_numbers():
         simulate(c, optimizer=ctg.HyperOptimizer())
     with pytest.raises(TypeError, match="optimizer must be a preset name"):
         simulate(c, optimizer=3)
+
+
+def _random_cores(n, chi, seed):
+    rng = np.random.default_rng(seed)
+    dims = [1] + [min(chi, 2 ** min(i, n - i)) for i in range(1, n)] + [1]
+    cores = [
+        rng.normal(size=(dims[i], 2, dims[i + 1])) + 1j * rng.normal(size=(dims[i], 2, dims[i + 1]))
+        for i in range(n)
+    ]
+    cores[0] = cores[0] / np.linalg.norm(initial_vector(cores, n))
+    return cores
+
+
+def test_overlap_with_an_mps_bra_is_planned_and_exact():
+    """<bra|C|0> with an MPS bra: the quantity compilation (AQC) optimises."""
+    from qtn.models import random_mps, to_dense
+
+    n = 5
+    c = staircase(n, encode=False)
+    rng = np.random.default_rng(0)
+    thetas = rng.normal(size=(3, c.n_params))
+    sim = simulate(c, dtype="complex128")
+    for bra in (_random_cores(n, 3, 1), random_mps(2, n, 4, complex=True)):
+        b = to_dense(bra) if hasattr(bra, "center") else initial_vector(bra, n)
+        ref = [np.vdot(b, statevector(c, t)) for t in thetas]
+        np.testing.assert_allclose(sim.overlap(bra, params=thetas), ref, atol=1e-12)
+        np.testing.assert_allclose(sim.fidelity(bra, params=thetas), np.abs(ref) ** 2, atol=1e-12)
+    before = dict(PLAN_STATS)
+    sim.overlap(_random_cores(n, 3, 7), params=thetas[0])  # same bond dims: same plan
+    assert PLAN_STATS["searches"] == before["searches"]
+    with jax.enable_x64(True):
+        bra = _random_cores(n, 3, 1)
+        f = sim.overlap_fn(bra)
+        g = np.asarray(jax.grad(lambda t: jnp.abs(f(t)) ** 2)(jnp.asarray(thetas[0])))
+    b = initial_vector(bra, n)
+    for i in (0, 11, 29):
+        tp, tm = thetas[0].copy(), thetas[0].copy()
+        tp[i] += 1e-6
+        tm[i] -= 1e-6
+        fd = abs(np.vdot(b, statevector(c, tp))) ** 2 - abs(np.vdot(b, statevector(c, tm))) ** 2
+        np.testing.assert_allclose(g[i], fd / 2e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="bra has 4 cores, the circuit has 5 qubits"):
+        sim.overlap(_random_cores(4, 2, 0), params=thetas[0])
+
+
+def test_input_states_product_and_mps():
+    from qtn.noise import NoiseModel, depolarizing
+    from qtn.simulation import density_matrix
+
+    n = 4
+    c = staircase(n, encode=False)
+    rng = np.random.default_rng(5)
+    theta = rng.normal(size=c.n_params)
+    mps = _random_cores(n, 2, 3)
+    sim = simulate(c, dtype="complex128", initial_state=mps)
+    np.testing.assert_allclose(
+        sim.statevector(params=theta), statevector(c, theta, initial_state=mps), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        sim.probs([1, 3], params=theta),
+        probabilities(c, [1, 3], theta, initial_state=mps),
+        atol=1e-12,
+    )
+    nm = NoiseModel().add_gate_noise(depolarizing(0.1, 2), ["su4"])
+    noisy = simulate(c, dtype="complex128", initial_state=mps, noise=nm)
+    np.testing.assert_allclose(
+        noisy.density_matrix(params=theta),
+        density_matrix(c, theta, noise=nm, initial_state=mps),
+        atol=1e-12,
+    )
+    fixed = rng.normal(size=(n, 2))
+    fixed /= np.linalg.norm(fixed, axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        simulate(c, dtype="complex128", initial_state=fixed).probs(params=theta),
+        probabilities(c, None, theta, initial_state=fixed),
+        atol=1e-12,
+    )
+    # a product state given per call, batched like data: the feature map as an input state
+    from qtn.features import trigonometric
+
+    X = rng.random((6, n))
+    per_call = simulate(c, dtype="complex128", initial_state="product")
+    encoded = simulate(staircase(n), dtype="complex128")
+    np.testing.assert_allclose(
+        per_call.probs([0], params=theta, state=trigonometric()(X)),
+        encoded.probs([0], params=theta, data=X),
+        atol=1e-12,
+    )
+    with pytest.raises(ValueError, match="state: this simulator's initial_state='product' needs"):
+        per_call.probs([0], params=theta)
+    with pytest.raises(ValueError, match="initial_state must be None, 'product'"):
+        simulate(c, initial_state="plus")
+    with pytest.raises(ValueError, match="every single-qubit vector must have norm 1"):
+        simulate(c, initial_state=np.ones((n, 2)))

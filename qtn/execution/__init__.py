@@ -5,6 +5,7 @@
 - :func:`to_aer_noise_model`: a qtn :class:`~qtn.noise.NoiseModel` as an Aer one.
 - :class:`ReadoutMitigator`: tensored calibration-matrix readout mitigation.
 - :func:`finetune`: shot-based SPSA or parameter-shift fine-tuning.
+- :func:`predict`, :func:`score`: classes and sampled accuracy from a runner.
 """
 
 from qtn.execution.finetune import (
@@ -18,10 +19,9 @@ from qtn.execution.mitigation import ReadoutMitigator, project_to_simplex
 from qtn.execution.runner import (
     Runner,
     RunResult,
-    accuracy,
-    class_probabilities,
     predict,
     run,
+    score,
     to_aer_noise_model,
 )
 
@@ -30,9 +30,8 @@ __all__ = [
     "Runner",
     "RunResult",
     "to_aer_noise_model",
-    "class_probabilities",
     "predict",
-    "accuracy",
+    "score",
     "ReadoutMitigator",
     "project_to_simplex",
     "finetune",

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qtn.circuit import GATES, Circuit, Gate, Trainable
-from qtn.execution.runner import Runner, class_probabilities
+from qtn.execution.runner import Runner
+from qtn.metrics import class_probabilities
 from qtn.noise import NoiseModel
 
 __all__ = [
@@ -92,8 +93,9 @@ def parameter_shift_grad(runner: Runner, loss: Callable, theta, *, data=None, sh
 
     Every trainable occurrence (gate angle phi_j = s_j theta_i + o_j) gets its
     own slot in an otherwise identical circuit (no extra gates), is shifted by
-    +-pi/2 alone, and the chain rule sums dL/dtheta_i = sum_j s_j dL/dphi_j, so
-    shared parameters and scaled angles are exact. dL/dprobs comes from
+    +-s alone (the gate registry's rule d/dphi = r (f(phi + s) - f(phi - s))),
+    and the chain rule sums dL/dtheta_i = sum_j s_j dL/dphi_j, so shared
+    parameters and scaled angles are exact. dL/dprobs comes from
     ``jax.grad`` of ``loss`` (which must be JAX-traceable).
     Returns (loss, gradient, number of bindings run).
     """
@@ -103,19 +105,19 @@ def parameter_shift_grad(runner: Runner, loss: Callable, theta, *, data=None, sh
     if theta.shape != (runner.circuit.n_params,):
         raise ValueError(f"theta must have shape ({runner.circuit.n_params},), got {theta.shape}")
     iso, occ = _isolated(runner)
-    phi = np.array([scale * theta[idx] + offset for _, _, idx, scale, offset in occ])
+    phi = np.array([o[3] * theta[o[2]] + o[4] for o in occ])
     rows = [phi]
-    for j in range(len(occ)):
+    for j, o in enumerate(occ):
         for sign in (+1, -1):
             r = phi.copy()
-            r[j] += sign * np.pi / 2
+            r[j] += sign * o[5][0]
             rows.append(r)
     probs = _eval(iso, np.stack(rows), data, shots, mitigator)
     value, dldp = jax.value_and_grad(loss)(probs[0])
     dldp = np.asarray(dldp)
     grad = np.zeros_like(theta)
-    for j, (_, _, idx, scale, _) in enumerate(occ):
-        dp = (probs[1 + 2 * j] - probs[2 + 2 * j]) / 2
+    for j, (_, _, idx, scale, _, (_, r)) in enumerate(occ):
+        dp = r * (probs[1 + 2 * j] - probs[2 + 2 * j])
         grad[idx] += scale * float(np.sum(dldp * dp))
     n = len(rows) * (1 if data is None else np.atleast_2d(data).shape[0])
     return float(value), grad, n
@@ -129,15 +131,16 @@ def _isolated(runner: Runner):
     occ, ops = [], []
     for pos, op in enumerate(c.ops):
         if isinstance(op, Gate) and any(isinstance(a, Trainable) for a in op.angles):
-            if not GATES[op.name].hermitian_generator:
+            shift = GATES[op.name].shift if op.name in GATES else None
+            if shift is None:
                 raise ValueError(
-                    f"parameter-shift needs gates exp(-i theta/2 P); operation {pos} "
+                    f"parameter-shift needs gates with a two-term shift rule; operation {pos} "
                     f"({op.name!r}) has trainable angles: use method='spsa' or decompose it"
                 )
             angles = []
             for k, a in enumerate(op.angles):
                 if isinstance(a, Trainable):
-                    occ.append((pos, k, a.index, a.scale, a.offset))
+                    occ.append((pos, k, a.index, a.scale, a.offset, shift))
                     a = Trainable(len(occ) - 1)
                 angles.append(a)
             op = Gate(op.name, op.qubits, tuple(angles))
@@ -146,8 +149,9 @@ def _isolated(runner: Runner):
     noise = runner.noise
     gate_noise = NoiseModel(gate_rules=noise.gate_rules) if noise is not None else None
     iso = Runner(
-        Circuit(c.n_qubits, tuple(ops)), backend=runner.backend, noise=gate_noise, seed=runner.seed
-    )
+        Circuit(c.n_qubits, ops, global_phase=c.global_phase), backend=runner.backend,
+        noise=gate_noise, seed=runner.seed,
+    )  # fmt: skip
     iso._own_aer = runner._own_aer  # the shared backend is the original runner's
     runner._isolated = (iso, occ)
     return iso, occ
@@ -184,8 +188,8 @@ def finetune(
         ``"spsa"`` (Spall's gains a_k = a / (k + 1 + A)^0.602, c_k = c / (k + 1)^0.101,
         A = maxiter / 10; with ``learning_rate=None`` the first step is calibrated
         to move parameters by about 0.1 rad) or ``"parameter_shift"`` (plain
-        gradient descent with ``learning_rate``, default 0.1; gates must be
-        exp(-i theta/2 P)).
+        gradient descent with ``learning_rate``, default 0.1; every trainable gate
+        needs a two-term shift rule in the gate registry).
     momentum
         Heavy-ball momentum on the update (0 disables it).
     patience

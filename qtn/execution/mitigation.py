@@ -65,10 +65,10 @@ class ReadoutMitigator:
 
         qubits = list(range(n_qubits)) if qubits is None else [int(q) for q in qubits]
         zero, one = Circuit(n_qubits), Circuit(n_qubits)
-        for q in qubits:
-            one = one.x(q)
+        one.x(qubits)
         for j, q in enumerate(qubits):
-            zero, one = zero.measure(q, j), one.measure(q, j)
+            zero.measure(q, j)
+            one.measure(q, j)
         bits0 = run(zero, backend=backend, noise=noise, shots=shots, seed=seed).bits[0]
         seed1 = None if seed is None else seed + 1
         bits1 = run(one, backend=backend, noise=noise, shots=shots, seed=seed1).bits[0]

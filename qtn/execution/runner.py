@@ -11,17 +11,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qtn.circuit import Circuit, Discard, Measure, Noise, Reset
+from qtn.circuit import Barrier, Circuit, Discard, Measure, Noise, Reset
 from qtn.export import clbit_probabilities, parameter_values, to_qiskit
+from qtn.metrics import accuracy, class_probabilities
 from qtn.noise import NoiseModel
 
 __all__ = [
     "run",
     "RunResult",
     "to_aer_noise_model",
-    "class_probabilities",
     "predict",
-    "accuracy",
+    "score",
     "Runner",
 ]
 
@@ -141,10 +141,10 @@ class Runner:
             raise TypeError(f"circuit must be a qtn Circuit, got {type(circuit).__name__}")
         if noise is not None and not isinstance(noise, NoiseModel):
             raise TypeError(f"noise must be a qtn.noise.NoiseModel, got {type(noise).__name__}")
+        circuit = circuit.copy()
         if not circuit.n_clbits:
-            for q in range(circuit.n_qubits):
-                circuit = circuit.append(Measure(q, q))
-        self.circuit = circuit
+            circuit.measure(list(range(circuit.n_qubits)), list(range(circuit.n_qubits)))
+        self.circuit = circuit.snapshot()
         self.noise = noise
         self.seed = seed
         is_aer = backend is None or isinstance(backend, AerSimulator)
@@ -208,7 +208,7 @@ class Runner:
         # a mid-circuit measurement: a measured qubit that a later non-measure op uses
         mid = any(
             isinstance(op, Measure)
-            and any(op.qubit in later.qubits and not isinstance(later, Measure)
+            and any(op.qubit in later.qubits and not isinstance(later, Measure | Barrier)
                     for later in circuit.ops[i + 1 :])
             for i, op in enumerate(circuit.ops)
         )  # fmt: skip
@@ -295,26 +295,16 @@ def run(circuit: Circuit, *, backend=None, shots: int, seed=None, noise=None, da
     ).run(shots=shots, params=params, data=data)
 
 
-def class_probabilities(probs, n_classes: int, xp=np):
-    """Class probabilities from outcome probabilities: the first ``n_classes``
-    outcomes, renormalised (2 classes from one measured qubit use both outcomes).
-    ``xp`` is numpy or ``jax.numpy`` (the fine-tuning losses trace it)."""
-    probs = xp.asarray(probs)
-    if n_classes < 2 or n_classes > probs.shape[-1]:
-        raise ValueError(f"n_classes must be in [2, {probs.shape[-1]}], got {n_classes}")
-    p = probs[..., :n_classes]
-    return p / xp.clip(p.sum(-1, keepdims=True), 1e-12, None)
-
-
 def predict(runner: Runner, X, params, *, shots: int, n_classes: int = 2) -> np.ndarray:
-    """Predicted classes (argmax of :func:`class_probabilities`) for inputs ``X``."""
+    """Predicted classes (argmax of :func:`qtn.metrics.class_probabilities`) for inputs ``X``."""
     probs = runner.run(shots=shots, params=params, data=X).probs
     return class_probabilities(np.atleast_2d(probs), n_classes).argmax(-1)
 
 
-def accuracy(runner: Runner, X, y, params, *, shots: int, n_classes: int = 2) -> float:
-    """Fraction of ``X`` that :func:`predict` assigns to its label in ``y``."""
+def score(runner: Runner, X, y, params, *, shots: int, n_classes: int = 2) -> float:
+    """Sampled accuracy: the fraction of rows of ``X`` that :func:`predict` gets right."""
     y = np.asarray(y)
     if y.shape != (np.atleast_2d(X).shape[0],):
         raise ValueError(f"y must have one label per row of X, got shape {y.shape}")
-    return float(np.mean(predict(runner, X, params, shots=shots, n_classes=n_classes) == y))
+    pred = predict(runner, X, params, shots=shots, n_classes=n_classes)
+    return float(accuracy(y, pred))

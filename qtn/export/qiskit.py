@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qtn.circuit import Circuit, Discard, Feature, Measure, Noise, Reset, Trainable
+from qtn.circuit import Barrier, Circuit, Discard, Feature, Measure, Noise, Reset, Trainable
 
 __all__ = [
     "to_qiskit",
@@ -31,10 +31,11 @@ __all__ = [
 # qtn gate name -> Qiskit QuantumCircuit method (same matrices; checked in tests)
 _DIRECT = {
     "id": "id", "h": "h", "x": "x", "y": "y", "z": "z", "s": "s", "sdg": "sdg", "t": "t",
-    "tdg": "tdg", "rx": "rx", "ry": "ry", "rz": "rz", "u3": "u", "cx": "cx", "cz": "cz",
-    "swap": "swap", "iswap": "iswap", "rzz": "rzz", "rxx": "rxx", "ryy": "ryy",
+    "tdg": "tdg", "sx": "sx", "sxdg": "sxdg", "rx": "rx", "ry": "ry", "rz": "rz", "p": "p",
+    "u3": "u", "cx": "cx", "cy": "cy", "cz": "cz", "swap": "swap", "iswap": "iswap",
+    "rzz": "rzz", "rxx": "rxx", "ryy": "ryy", "rzx": "rzx",
 }  # fmt: skip
-_FROM = {v: k for k, v in _DIRECT.items()} | {"u3": "u3", "cnot": "cx"}
+_FROM = {v: k for k, v in _DIRECT.items()} | {"u3": "u3", "u1": "p", "cnot": "cx"}
 
 
 def qiskit_qubit(q: int, n_qubits: int) -> int:
@@ -108,7 +109,7 @@ def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str
     Examples
     --------
     >>> from qtn.circuit import Circuit, Feature
-    >>> qc = to_qiskit(Circuit(2).ry(0, Feature(0)).cx(0, 1).measure(1, 0))
+    >>> qc = to_qiskit(Circuit(2).ry(Feature(0), 0).cx(0, 1).measure(1, 0))
     >>> [p.name for p in qc.parameters], qc.num_clbits
     (['x[0]'], 1)
     """
@@ -128,7 +129,7 @@ def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str
     regs = [QuantumRegister(n, "q")]
     if circuit.n_clbits:
         regs.append(ClassicalRegister(circuit.n_clbits, "c"))
-    qc = QuantumCircuit(*regs, name=name or "qtn")
+    qc = QuantumCircuit(*regs, name=name or "qtn", global_phase=circuit.global_phase)
     theta = ParameterVector("theta", circuit.n_params) if params is None else None
     x = ParameterVector("x", circuit.n_features) if data is None else None
 
@@ -136,7 +137,9 @@ def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str
         return qiskit_qubit(q, n)
 
     for op in circuit.ops:
-        if isinstance(op, Measure):
+        if isinstance(op, Barrier):
+            qc.barrier([qq(q) for q in op.qubits])
+        elif isinstance(op, Measure):
             qc.measure(qq(op.qubit), op.clbit)
         elif isinstance(op, Reset | Discard):
             qc.reset(qq(op.qubit))
@@ -170,10 +173,10 @@ def to_qasm3(circuit: Circuit, **kwargs) -> str:
 def from_qiskit(qc) -> tuple[Circuit, list]:
     """A qtn circuit from a ``QuantumCircuit``, and the Qiskit parameters in slot order.
 
-    Supported: the standard gates of :data:`qtn.circuit.GATES` under their
-    Qiskit names (``u``/``u3``, ``p``/``u1`` as u3(0, 0, lam), ``sx``/``sxdg``
-    as exact unitaries), ``unitary``, ``measure``, ``reset`` and ``barrier``
-    (dropped). Each distinct Qiskit ``Parameter`` becomes a trainable slot, in
+    Supported: the registered gates of :data:`qtn.circuit.GATES` under their
+    Qiskit names (``u``/``u3``, ``p``/``u1``), ``unitary``, parameter-free gates
+    (as exact unitaries), ``measure``, ``reset`` and ``barrier``; the global
+    phase is kept. Each distinct Qiskit ``Parameter`` becomes a trainable slot, in
     ``qc.parameters`` order (returned as the second value); an angle must be
     linear in one parameter, ``scale * p + offset``. Anything else raises a
     ``ValueError`` naming the instruction and its position.
@@ -182,7 +185,9 @@ def from_qiskit(qc) -> tuple[Circuit, list]:
     --------
     >>> from qiskit import QuantumCircuit
     >>> from qiskit.circuit import Parameter
-    >>> qc = QuantumCircuit(2); qc.ry(2 * Parameter("a"), 0); qc.cx(0, 1)
+    >>> qc = QuantumCircuit(2)
+    >>> _ = qc.ry(2 * Parameter("a"), 0)
+    >>> _ = qc.cx(0, 1)
     >>> c, params = from_qiskit(qc)
     >>> c.n_params, [p.name for p in params]
     (1, ['a'])
@@ -195,26 +200,25 @@ def from_qiskit(qc) -> tuple[Circuit, list]:
     n = qc.num_qubits
     params = list(qc.parameters)
     slot = {p: i for i, p in enumerate(params)}
-    c = Circuit(n)
+    phase = qc.global_phase
+    if not isinstance(phase, int | float) and getattr(phase, "parameters", None):
+        raise ValueError("qc: a parameterised global phase is not supported; bind it first")
+    c = Circuit(n, global_phase=float(phase))
     for pos, inst in enumerate(qc.data):
         op, name = inst.operation, inst.operation.name
         qubits = [qiskit_qubit(qc.find_bit(q).index, n) for q in inst.qubits]
         if name == "barrier":
-            continue
-        if name == "measure":
-            c = c.measure(qubits[0], qc.find_bit(inst.clbits[0]).index)
+            c.barrier(qubits)
+        elif name == "measure":
+            c.measure(qubits[0], qc.find_bit(inst.clbits[0]).index)
         elif name == "reset":
-            c = c.reset(qubits[0])
-        elif name in ("p", "u1"):
-            c = c.u3(qubits[0], 0.0, 0.0, _from_angle(op.params[0], slot, name, pos))
+            c.reset(qubits[0])
         elif name in _FROM:
             angles = [_from_angle(a, slot, name, pos) for a in op.params]
-            c = c.gate(_FROM[name], qubits, *angles)
-        elif name in ("unitary", "sx", "sxdg") or (not op.params and hasattr(op, "to_matrix")):
-            if op.params and name != "unitary":
-                raise ValueError(f"instruction {pos} ({name!r}) is parameterised; unsupported")
+            c.gate(_FROM[name], *angles, *qubits)
+        elif name == "unitary" or (not op.params and hasattr(op, "to_matrix")):
             m = np.asarray(Operator(op).data)
-            c = c.unitary(m, list(reversed(qubits)))  # qiskit matrix is little-endian
+            c.unitary(m, list(reversed(qubits)))  # qiskit matrix is little-endian
         else:
             raise ValueError(
                 f"unsupported instruction {name!r} at position {pos} on qubits "

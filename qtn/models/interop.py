@@ -1,107 +1,108 @@
-"""MPS classifiers <-> quimb, entanglement entropy and its plot.
+"""qtn MPS <-> quimb, entanglement entropy and its plot.
 
-quimb conventions are kept: physical indices ``k{i}``, site tags ``I{i}``, and
-the label index is named ``label``. Amplitudes are f_l(x) = <psi_l | phi(x)>
-with phi(x) the product state of the feature vectors (all real here).
+quimb conventions are kept: physical indices ``k{i}``, site tags ``I{i}``, and a
+label leg is the index named ``label``. For a classifier the amplitudes are
+f_l(x) = <psi_l | phi(x)> with phi(x) the product state of the feature vectors
+(all real here).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from qtn.models.mps import MPSParams, _from_site_cores, _trim_boundaries, site_cores
+from qtn.models.mps import MPS, pack, unpack
 
 __all__ = ["to_quimb", "from_quimb", "entanglement_entropy", "plot_entanglement"]
 
 
-def _edge_trimmed(params: MPSParams) -> list[np.ndarray]:
-    cores = _trim_boundaries(site_cores(params))
-    cores[0] = cores[0][:1]
-    cores[-1] = cores[-1][..., :1]
-    return cores
-
-
-def to_quimb(params: MPSParams, *, per_class: bool = False):
+def to_quimb(mps: MPS, *, per_class: bool = False):
     """Export to quimb.
 
     Parameters
     ----------
-    params
-        The classifier (at least 2 sites).
+    mps
+        A qtn :class:`~qtn.models.MPS` (at least 2 sites).
     per_class
-        If False (default), one ``quimb.tensor.MatrixProductState`` whose
-        label-site tensor carries the extra index ``"label"``. If True, a list
-        of L ordinary ``MatrixProductState`` objects, one per class, with
-        f_l(x) = <psi_l|phi(x)>.
+        With a label leg: if False (default), one ``quimb.tensor.MatrixProductState``
+        whose centre tensor carries the extra index ``"label"``; if True, a list of
+        L ordinary ``MatrixProductState`` objects, one per label.
 
     Examples
     --------
-    >>> mps = to_quimb(params)  # doctest: +SKIP
-    >>> mps["I0"].inds  # doctest: +SKIP
+    >>> q = to_quimb(random_mps(0, 5, 3))  # doctest: +SKIP
+    >>> q.max_bond()  # doctest: +SKIP
+    3
     """
     import quimb.tensor as qtensor
 
-    if params.n_sites < 2:
-        raise ValueError(f"to_quimb needs at least 2 sites, the model has {params.n_sites}")
-    cores = _edge_trimmed(params)
-    k = params.label_site
+    if not isinstance(mps, MPS):
+        raise TypeError(f"mps must be a qtn MPS, got {type(mps).__name__}")
+    if mps.n_sites < 2:
+        raise ValueError(f"to_quimb needs at least 2 sites, the MPS has {mps.n_sites}")
+    k = mps.center_site
 
-    def build(label_core):
+    def build(cores):
         arrs = list(cores)
-        arrs[k] = label_core
         arrs[0] = arrs[0][0]  # (d, chi)
         arrs[-1] = arrs[-1][..., 0]  # (chi, d)
         return qtensor.MatrixProductState(arrs, shape="lpr")
 
+    if mps.n_labels is None:
+        if per_class:
+            raise ValueError("per_class=True needs an MPS with a label leg")
+        return build(unpack(mps))
     if per_class:
-        return [build(cores[k][:, :, lab, :]) for lab in range(params.n_classes)]
-    mps = build(cores[k][:, :, 0, :])
-    t = mps[k]
+        return [build(unpack(mps.select_label(lab))) for lab in range(mps.n_labels)]
+    cores = unpack(mps)
     full = cores[k]  # (chi_l, d, L, chi_r), trimmed at the edges
+    cores[k] = full[:, :, 0, :]
+    q = build(cores)
+    t = q[k]
     if k == 0:
         data = full[0].transpose(2, 0, 1)  # (r, p, L)
-    elif k == params.n_sites - 1:
+    elif k == mps.n_sites - 1:
         data = full[..., 0]  # (l, p, L)
     else:
         data = full.transpose(0, 3, 1, 2)  # (l, r, p, L)
     t.modify(data=data, inds=(*t.inds, "label"))
-    return mps
+    return q
 
 
-def from_quimb(mps, *, bond_dim: int | None = None) -> MPSParams:
-    """Import from quimb: an MPS with one ``label`` index (as :func:`to_quimb` makes),
-    or a list of per-class MPS (combined exactly by a direct sum of their bonds).
+def from_quimb(q, *, bond_dim: int | None = None) -> MPS:
+    """Import from quimb: a ``MatrixProductState`` (an index ``label`` on one tensor
+    becomes the label leg, as :func:`to_quimb` makes), or a list of per-class
+    MPS (combined exactly by a direct sum of their bonds, the label on the last site).
 
     Parameters
     ----------
     bond_dim
         Pad every bond to this dimension (default: the largest bond present).
     """
-    if isinstance(mps, list | tuple):
-        return _from_class_list(list(mps), bond_dim)
-    if not hasattr(mps, "L") or not hasattr(mps, "site_ind"):
+    if isinstance(q, list | tuple):
+        return _from_class_list(list(q), bond_dim)
+    if not hasattr(q, "L") or not hasattr(q, "site_ind"):
         raise TypeError(
-            f"mps must be a quimb MatrixProductState or a list of them, got {type(mps).__name__}"
+            f"mps must be a quimb MatrixProductState or a list of them, got {type(q).__name__}"
         )
-    label_sites = [i for i in range(mps.L) if "label" in mps[i].inds]
-    if len(label_sites) != 1:
+    label_sites = [i for i in range(q.L) if "label" in q[i].inds]
+    if len(label_sites) > 1:
         raise ValueError(
-            f"expected exactly one tensor with a 'label' index, found {len(label_sites)}"
+            f"expected at most one tensor with a 'label' index, found {len(label_sites)}"
         )
-    k = label_sites[0]
-    return _pack(_cores_of(mps, label_site=k), k, bond_dim)
+    k = label_sites[0] if label_sites else 0
+    return pack(_cores_of(q, label_site=k if label_sites else None), center=k, bond_dim=bond_dim)
 
 
-def _cores_of(mps, label_site=None) -> list[np.ndarray]:
+def _cores_of(q, label_site=None) -> list[np.ndarray]:
     """Cores (left bond, phys[, label], right bond) of a quimb MPS, edges given unit bonds."""
-    n = mps.L
+    n = q.L
     cores = []
     for i in range(n):
-        t = mps[i]
-        left = [ix for ix in t.inds if i > 0 and ix in mps[i - 1].inds]
-        right = [ix for ix in t.inds if i < n - 1 and ix in mps[i + 1].inds]
+        t = q[i]
+        left = [ix for ix in t.inds if i > 0 and ix in q[i - 1].inds]
+        right = [ix for ix in t.inds if i < n - 1 and ix in q[i + 1].inds]
         lab = ["label"] if i == label_site else []
-        data = np.asarray(t.transpose(*left, mps.site_ind(i), *lab, *right).data)
+        data = np.asarray(t.transpose(*left, q.site_ind(i), *lab, *right).data)
         if i == 0:
             data = data[None]
         if i == n - 1:
@@ -142,33 +143,20 @@ def _from_class_list(mpss, bond_dim):
                 core[ol : ol + b.shape[0], :, lab, :] = b
                 ol += b.shape[0]
         cores.append(core)
-    return _pack(cores, k, bond_dim)
+    return pack(cores, center=k, bond_dim=bond_dim)
 
 
-def _pack(cores, k, bond_dim):
-    largest = max(max(c.shape[0], c.shape[-1]) for c in cores)
-    chi = largest if bond_dim is None else bond_dim
-    if chi < largest:
-        raise ValueError(f"bond_dim={bond_dim} is smaller than the largest bond ({largest})")
-    out = []
-    for c in cores:
-        pad = [(0, chi - c.shape[0])] + [(0, 0)] * (c.ndim - 2) + [(0, chi - c.shape[-1])]
-        out.append(np.pad(c, pad))
-    return _from_site_cores(out, k, np.zeros((), out[0].dtype))
-
-
-def entanglement_entropy(params: MPSParams) -> np.ndarray:
+def entanglement_entropy(mps: MPS) -> np.ndarray:
     """Von Neumann entropy (natural log) across each of the N-1 bonds.
 
-    The state is the normalised MPS with the label index counted as part of its
+    The state is the normalised MPS with the label leg counted as part of its
     site. Computed with quimb's canonical-form Schmidt values.
     """
-    mps = to_quimb(params)
-    mps = mps.astype("float64")
-    mps /= np.sqrt(float(mps.H @ mps))
+    q = to_quimb(mps).astype("float64" if not np.iscomplexobj(mps.center) else "complex128")
+    q /= np.sqrt(abs(complex(q.H @ q)))
     info: dict = {}
     # quimb reports entropies in bits; convert to nats
-    bits = [mps.entropy(i, info=info) for i in range(1, params.n_sites)]
+    bits = [q.entropy(i, info=info) for i in range(1, mps.n_sites)]
     return np.log(2.0) * np.array(bits, dtype=np.float64)
 
 

@@ -14,15 +14,24 @@ basis-state index. Non-unitary operations act as channels on the density matrix:
 
 A :class:`qtn.noise.NoiseModel` passed as ``noise`` is applied to the circuit
 first (channels after gates); its readout errors act on :func:`probabilities`.
+``initial_state`` may be a statevector (2**n,), a product state (n, 2) or MPS
+cores (D_left, 2, D_right); barriers are skipped; the global phase is applied.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from qtn.circuit import Circuit, Gate, Measure, Noise
+from qtn.circuit import Barrier, Circuit, Gate, Measure, Noise
 
-__all__ = ["statevector", "density_matrix", "probabilities", "MAX_SV_QUBITS", "MAX_DM_QUBITS"]
+__all__ = [
+    "statevector",
+    "density_matrix",
+    "probabilities",
+    "initial_vector",
+    "MAX_SV_QUBITS",
+    "MAX_DM_QUBITS",
+]
 
 MAX_SV_QUBITS = 16
 MAX_DM_QUBITS = 8
@@ -45,34 +54,58 @@ def _check(circuit: Circuit, limit: int, what: str):
         )
 
 
-def statevector(circuit: Circuit, params=None, data=None) -> np.ndarray:
+def initial_vector(initial_state, n: int) -> np.ndarray:
+    """The dense (2**n,) vector of an initial state: None, a vector, (n, 2) or MPS cores."""
+    if initial_state is None:
+        psi = np.zeros(2**n, dtype=complex)
+        psi[0] = 1.0
+        return psi
+    if isinstance(initial_state, np.ndarray) and initial_state.shape == (2**n,):
+        return initial_state.astype(complex)
+    if isinstance(initial_state, np.ndarray) and initial_state.shape == (n, 2):
+        psi = np.array([1.0 + 0j])
+        for v in initial_state:
+            psi = np.kron(psi, v)
+        return psi
+    cores = [np.asarray(c, dtype=complex) for c in initial_state]
+    psi = cores[0]
+    for c in cores[1:]:
+        psi = np.tensordot(psi, c, axes=([psi.ndim - 1], [0]))
+    return psi.reshape(-1)
+
+
+def statevector(circuit: Circuit, params=None, data=None, initial_state=None) -> np.ndarray:
     """Exact final state of a unitary circuit, shape (2**n,), complex128."""
     _check(circuit, MAX_SV_QUBITS, "a statevector")
     if not circuit.is_unitary:
-        bad = next(i for i, op in enumerate(circuit.ops) if not isinstance(op, Gate))
+        bad = next(i for i, op in enumerate(circuit.ops) if not isinstance(op, Gate | Barrier))
         raise ValueError(
             f"statevector needs a unitary circuit; operation {bad} is not a gate "
             "(use density_matrix for measure/reset/discard)"
         )
     _check_lengths(circuit, params, data)
     n = circuit.n_qubits
-    psi = np.zeros((2,) * n, dtype=complex)
-    psi[(0,) * n] = 1.0
+    psi = initial_vector(initial_state, n).reshape((2,) * n)
     for op in circuit.ops:
-        psi = _apply(psi, op.numeric_matrix(params, data), op.qubits)
-    return psi.reshape(-1)
+        if isinstance(op, Gate):
+            psi = _apply(psi, op.numeric_matrix(params, data), op.qubits)
+    return np.exp(1j * circuit.global_phase) * psi.reshape(-1)
 
 
-def density_matrix(circuit: Circuit, params=None, data=None, noise=None) -> np.ndarray:
+def density_matrix(
+    circuit: Circuit, params=None, data=None, noise=None, initial_state=None
+) -> np.ndarray:
     """Exact final density matrix, shape (2**n, 2**n), with measure/reset/discard as channels."""
     _check(circuit, MAX_DM_QUBITS, "a density matrix")
     if noise is not None:
         circuit = noise.apply(circuit)
     _check_lengths(circuit, params, data)
     n = circuit.n_qubits
-    rho = np.zeros((2,) * (2 * n), dtype=complex)
-    rho[(0,) * (2 * n)] = 1.0
+    psi0 = initial_vector(initial_state, n)
+    rho = np.outer(psi0, psi0.conj()).reshape((2,) * (2 * n))
     for op in circuit.ops:
+        if isinstance(op, Barrier):
+            continue
         if isinstance(op, Gate):
             u = op.numeric_matrix(params, data)
             rho = _apply(rho, u, op.qubits)
@@ -103,7 +136,9 @@ def density_matrix(circuit: Circuit, params=None, data=None, noise=None) -> np.n
     return rho.reshape(2**n, 2**n)
 
 
-def probabilities(circuit: Circuit, qubits=None, params=None, data=None, noise=None) -> np.ndarray:
+def probabilities(
+    circuit: Circuit, qubits=None, params=None, data=None, noise=None, initial_state=None
+) -> np.ndarray:
     """Marginal probabilities of measuring ``qubits`` (default all) in the Z basis.
 
     The result has 2**len(qubits) entries, indexed big-endian in the order given.
@@ -115,9 +150,9 @@ def probabilities(circuit: Circuit, qubits=None, params=None, data=None, noise=N
     if any(not 0 <= q < n for q in qubits) or len(set(qubits)) != len(qubits):
         raise ValueError(f"qubits must be distinct and in [0, {n - 1}], got {qubits}")
     if circuit.is_unitary and (noise is None or not noise.gate_rules):
-        p = np.abs(statevector(circuit, params, data).reshape((2,) * n)) ** 2
+        p = np.abs(statevector(circuit, params, data, initial_state).reshape((2,) * n)) ** 2
     else:
-        rho = density_matrix(circuit, params, data, noise=noise)
+        rho = density_matrix(circuit, params, data, noise=noise, initial_state=initial_state)
         p = np.real(np.diagonal(rho)).reshape((2,) * n)
     others = tuple(q for q in range(n) if q not in qubits)
     p = p.sum(axis=others) if others else p

@@ -1,6 +1,34 @@
-"""Training: losses, jitted optax epochs, DMRG-style sweeps, one shared fit loop."""
+"""Training: losses by name, one fit loop for every model, gradient epochs and sweeps.
 
-from qtn.training.fit import METHODS, FitConfig, evaluate, fit_mps
-from qtn.training.losses import get_loss, list_losses
+- ``losses.py``: the loss registry (``register_loss``, ``list_losses``).
+- ``fit.py``: :class:`FitConfig` (validated), the method registry and :func:`fit`.
+- ``gradient.py``: jitted optax epochs from any ``forward(params, phi)``.
+- ``sweep.py``: two-site sweeps of MPS classifiers on the MPS core.
+- ``evaluate.py``: the one chunked evaluation loop, shared with prediction.
+"""
 
-__all__ = ["FitConfig", "fit_mps", "evaluate", "METHODS", "get_loss", "list_losses"]
+from qtn.training.evaluate import apply, evaluate
+from qtn.training.fit import (
+    FitConfig,
+    Method,
+    default_optimizer,
+    fit,
+    list_methods,
+    register_method,
+)
+from qtn.training.losses import Loss, get_loss, list_losses, register_loss
+
+__all__ = [
+    "FitConfig",
+    "fit",
+    "Method",
+    "register_method",
+    "list_methods",
+    "default_optimizer",
+    "apply",
+    "evaluate",
+    "Loss",
+    "register_loss",
+    "get_loss",
+    "list_losses",
+]

@@ -1,10 +1,21 @@
-"""The one fit loop shared by gradient and sweep training of MPS classifiers."""
+"""The one fit loop shared by every model and training method.
+
+:func:`fit` takes a model's forward function ``forward(params, phi) ->
+(fhat, log_norm)`` (one sample), its initial parameters, the data and a
+:class:`FitConfig`, and runs epochs of a training *method* from a registry
+(:func:`register_method`): ``"gradient"`` (jitted optax epochs over shuffled
+minibatches, for any model) and ``"sweep"`` (two-site DMRG-style updates of an
+MPS classifier). The loop keeps the history, evaluates validation data, stops
+early or at a time limit, guards against NaN, and shows a tqdm bar.
+"""
 
 from __future__ import annotations
 
 import math
+import numbers
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import jax
 import jax.numpy as jnp
@@ -12,132 +23,212 @@ import numpy as np
 import optax
 
 from qtn.errors import NonFiniteError
-from qtn.models.mps import MPSParams, batch_amplitudes
+from qtn.training.evaluate import evaluate
 from qtn.training.gradient import batch_indices, make_epoch
-from qtn.training.losses import LOSS_OUTPUT, get_loss, predicted_class
+from qtn.training.losses import get_loss, list_losses
 from qtn.training.sweep import sweep_epoch, sweep_init
 
-__all__ = ["FitConfig", "fit_mps", "evaluate", "METHODS"]
+__all__ = [
+    "FitConfig",
+    "fit",
+    "Method",
+    "register_method",
+    "list_methods",
+    "default_optimizer",
+    "LR_SCHEDULES",
+]
 
-METHODS = ("gradient", "sweep")
+LR_SCHEDULES = ("cosine", "constant")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training method.
+
+    ``init(forward, params, phi, y, w, config, rng) -> (params, state)`` and
+    ``epoch(forward, params, state, phi, y, w, config, rng) -> (params, state, stats)``,
+    where ``stats`` holds ``loss``, ``accuracy`` (None for generative losses) and
+    optional extra ``info`` entries.
+    """
+
+    name: str
+    init: Callable
+    epoch: Callable
+    default_epochs: int
+    default_learning_rate: Callable  # (params) -> float
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    _METHODS[method.name] = method
+    return method
+
+
+def list_methods() -> list[str]:
+    """Names of the registered training methods."""
+    return sorted(_METHODS)
+
+
+def _real(name, v, *, positive=False, allow_none=False):
+    if v is None and allow_none:
+        return
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {v!r}")
+    if (positive and v <= 0) or v < 0:
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {v!r}")
+
+
+def _int(name, v, lo, *, allow_none=False):
+    if v is None and allow_none:
+        return
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
 
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Settings of :func:`fit_mps` (validated by the estimator that builds it)."""
+    """Settings of :func:`fit`, validated at construction; defaults equal the estimators'.
+
+    ``learning_rate=None`` and ``max_epochs=None`` take the method's defaults:
+    gradient ``min(1e-3, 0.032 / bond_dim)`` and 30 epochs, sweeps 1e-4 and 5.
+    See :class:`qtn.MPSClassifier` for the meaning of every field.
+    """
 
     method: str = "gradient"
-    loss: str = "nll"
+    loss: str = "cross_entropy"
     optimizer: optax.GradientTransformation | None = None
-    learning_rate: float = 1e-2
+    learning_rate: float | None = None
     clip_norm: float | None = 1.0
     lr_schedule: str = "cosine"
     batch_size: int = 64
-    max_epochs: int = 20
+    max_epochs: int | None = None
     l2: float = 0.0
     cutoff: float = 1e-10
     local_steps: int = 10
     early_stopping: bool = False
     n_iter_no_change: int = 5
     tol: float = 1e-4
-    verbose: int = 1
+    verbose: int = 0
     max_seconds: float | None = None
 
+    def __post_init__(self):
+        if self.method not in _METHODS:
+            raise ValueError(f"unknown method {self.method!r}; valid methods: {list_methods()}")
+        if self.loss not in list_losses():
+            raise ValueError(f"unknown loss {self.loss!r}; valid losses: {list_losses()}")
+        if self.optimizer is not None and not (
+            hasattr(self.optimizer, "init") and hasattr(self.optimizer, "update")
+        ):
+            raise ValueError(
+                f"optimizer must be an optax GradientTransformation, got {self.optimizer!r}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"unknown lr_schedule {self.lr_schedule!r}; valid values: {list(LR_SCHEDULES)}"
+            )
+        _real("learning_rate", self.learning_rate, positive=True, allow_none=True)
+        if self.clip_norm is not None:
+            try:
+                _real("clip_norm", self.clip_norm, positive=True)
+            except ValueError:
+                raise ValueError(
+                    f"clip_norm must be a positive number or None, got {self.clip_norm!r}"
+                ) from None
+        _int("batch_size", self.batch_size, 1)
+        _int("max_epochs", self.max_epochs, 1, allow_none=True)
+        _int("local_steps", self.local_steps, 1)
+        _int("n_iter_no_change", self.n_iter_no_change, 1)
+        _int("verbose", self.verbose, 0)
+        for name in ("l2", "cutoff", "tol"):
+            _real(name, getattr(self, name))
+        _real("max_seconds", self.max_seconds, positive=True, allow_none=True)
+        if not isinstance(self.early_stopping, bool | np.bool_):
+            raise ValueError(f"early_stopping must be a bool, got {self.early_stopping!r}")
 
-def evaluate(params: MPSParams, phi, y, loss: str, chunk: int = 4096) -> tuple[float, float]:
-    """Mean loss and accuracy (argmax under the loss's output rule), in fixed-size chunks."""
-    loss_fn = get_loss(loss)
-    tot_loss, correct = 0.0, 0
-    for s in range(0, phi.shape[0], chunk):
-        fhat, _ = batch_amplitudes(params, phi[s : s + chunk])
-        yy = y[s : s + chunk]
-        tot_loss += float(jnp.sum(loss_fn(params, fhat, yy)))
-        correct += int(jnp.sum(predicted_class(fhat, LOSS_OUTPUT[loss]) == yy))
-    n = phi.shape[0]
-    return tot_loss / n, correct / n
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def resolved_learning_rate(self, params) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return float(_METHODS[self.method].default_learning_rate(params))
+
+    def resolved_epochs(self) -> int:
+        return self.max_epochs or _METHODS[self.method].default_epochs
 
 
-def _check_finite(params: MPSParams, loss: float, epoch: int):
-    leaves = jax.tree_util.tree_leaves(params)
-    if not math.isfinite(loss) or not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
-        raise NonFiniteError(
-            f"training produced non-finite values at epoch {epoch} (loss={loss}); "
-            "lower learning_rate or init_std, or use dtype='float64'. "
-            "The estimator keeps its previous state."
-        )
-
-
-def fit_mps(
-    params: MPSParams,
-    phi_train,
-    y_train,
+def fit(
+    forward: Callable,
+    params,
+    phi,
+    y,
     config: FitConfig,
     *,
-    phi_val=None,
-    y_val=None,
+    sample_weight=None,
+    validation=None,
     seed: int = 0,
+    desc: str = "training",
 ):
-    """Train ``params`` on feature-mapped data; returns (params, history, info).
+    """Train ``params`` on feature-mapped data; returns ``(params, history, info)``.
 
-    ``history`` has one entry per epoch with ``loss``, ``accuracy`` (running,
-    over the epoch's minibatches for gradient training; after the epoch for
-    sweeps), ``val_loss``/``val_accuracy`` when validation data is given, and
-    ``seconds``. With ``early_stopping`` the parameters of the best validation
-    loss are returned.
+    Parameters
+    ----------
+    forward
+        ``forward(params, phi_one) -> (fhat, log_norm)`` for one sample.
+    params
+        Initial parameters (a pytree).
+    phi, y
+        Training inputs (n, ...) and integer labels (n,); ``y=None`` for generative losses.
+    config
+        A :class:`FitConfig`.
+    sample_weight
+        Optional non-negative weights (n,).
+    validation
+        Optional ``(phi_val, y_val)``, evaluated after every epoch.
+
+    ``history`` has one entry per epoch with ``loss``, ``accuracy`` (running over
+    the epoch's minibatches for gradient training; after the epoch for sweeps),
+    ``val_loss``/``val_accuracy`` with validation data, and ``seconds``. With
+    ``early_stopping`` the parameters of the best monitored loss are returned.
     """
     from tqdm.auto import tqdm
 
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    method = _METHODS[config.method]
     rng = np.random.default_rng(seed)
-    phi_train = jnp.asarray(phi_train)
-    y_train = jnp.asarray(y_train)
-    n = phi_train.shape[0]
+    phi = jnp.asarray(phi)
+    n = phi.shape[0]
+    y = jnp.zeros(n, jnp.int32) if y is None else jnp.asarray(y)
+    w = jnp.ones(n, phi.dtype) if sample_weight is None else jnp.asarray(sample_weight, phi.dtype)
+    params, state = method.init(forward, params, phi, y, w, config, rng)
     history: list[dict] = []
     info: dict = {}
-    if config.method == "gradient":
-        steps = config.max_epochs * (-(-n // config.batch_size))
-        opt = config.optimizer or default_optimizer(
-            config.learning_rate, config.clip_norm, config.lr_schedule, steps
-        )
-        opt_state = opt.init(params)
-        epoch_fn = make_epoch(config.loss, opt, float(config.l2))
-    elif config.method == "sweep":
-        if params.n_sites < 2:
-            raise ValueError("method='sweep' needs at least 2 features (sites) to form a bond")
-        params, state = sweep_init(params, phi_train, y_train)
-    else:
-        raise ValueError(f"unknown method {config.method!r}; valid methods: {list(METHODS)}")
-
     best = (math.inf, params, -1)
     bad_epochs = 0
     t_start = time.perf_counter()
-    bar = tqdm(range(config.max_epochs), desc=f"MPS {config.method}", disable=config.verbose <= 0)
+    epochs = config.resolved_epochs()
+    bar = tqdm(range(epochs), desc=f"{desc} ({config.method})", disable=config.verbose <= 0)
     for epoch in bar:
         t0 = time.perf_counter()
-        if config.method == "gradient":
-            idx, mask = batch_indices(n, config.batch_size, rng)
-            params, opt_state, stats = epoch_fn(params, opt_state, phi_train, y_train, idx, mask)
-            stats = np.asarray(stats).sum(0)
-            loss, acc = float(stats[0] / stats[2]), float(stats[1] / stats[2])
-        else:
-            params, state, _ = sweep_epoch(
-                params, state, phi_train, y_train, loss=config.loss,
-                learning_rate=config.learning_rate, cutoff=config.cutoff,
-                local_steps=config.local_steps, batch_size=config.batch_size, rng=rng,
-            )  # fmt: skip
-            loss, acc = evaluate(params, phi_train, y_train, config.loss)
-            info["bond_ranks"] = state.ranks
-            info["max_discarded_weight"] = state.max_discarded
+        params, state, stats = method.epoch(forward, params, state, phi, y, w, config, rng)
+        loss, acc = stats.pop("loss"), stats.pop("accuracy")
+        info.update(stats)
         _check_finite(params, loss, epoch)
         rec = {"epoch": epoch, "loss": loss, "accuracy": acc, "seconds": time.perf_counter() - t0}
         monitor = loss
-        if phi_val is not None:
-            vl, va = evaluate(params, jnp.asarray(phi_val), jnp.asarray(y_val), config.loss)
+        if validation is not None:
+            vl, va = evaluate(forward, params, jnp.asarray(validation[0]),
+                              None if validation[1] is None else jnp.asarray(validation[1]),
+                              config.loss)  # fmt: skip
             rec.update(val_loss=vl, val_accuracy=va)
             monitor = vl
         history.append(rec)
-        bar.set_postfix(
-            {k: f"{v:.4f}" for k, v in rec.items() if k in ("loss", "accuracy", "val_accuracy")}
-        )
+        shown = ("loss", "accuracy", "val_accuracy")
+        bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k in shown and v is not None})
         if monitor < best[0] - config.tol:
             best, bad_epochs = (monitor, params, epoch), 0
         else:
@@ -155,10 +246,78 @@ def fit_mps(
     return params, history, info
 
 
+def _check_finite(params, loss: float, epoch: int):
+    leaves = jax.tree_util.tree_leaves(params)
+    if not math.isfinite(loss) or not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
+        raise NonFiniteError(
+            f"training produced non-finite values at epoch {epoch} (loss={loss}); "
+            "lower learning_rate or init_std, or use dtype='float64'. "
+            "The estimator keeps its previous state."
+        )
+
+
+# ----------------------------------------------------------------------------- gradient method
+
+
+def _gradient_init(forward, params, phi, y, w, config, rng):
+    steps = config.resolved_epochs() * (-(-phi.shape[0] // config.batch_size))
+    opt = config.optimizer or default_optimizer(
+        config.resolved_learning_rate(params), config.clip_norm, config.lr_schedule, steps
+    )
+    epoch_fn = make_epoch(forward, config.loss, opt, float(config.l2))
+    return params, (opt.init(params), epoch_fn)
+
+
+def _gradient_epoch(forward, params, state, phi, y, w, config, rng):
+    opt_state, epoch_fn = state
+    idx, mask = batch_indices(phi.shape[0], config.batch_size, rng)
+    params, opt_state, stats = epoch_fn(params, opt_state, phi, y, w, idx, mask)
+    stats = np.asarray(stats, dtype=np.float64).sum(0)
+    loss = float(stats[0] / stats[2])
+    acc = float(stats[1] / stats[2]) if get_loss(config.loss).supervised else None
+    return params, (opt_state, epoch_fn), {"loss": loss, "accuracy": acc}
+
+
+def _gradient_lr(params) -> float:
+    chi = getattr(params, "bond_dim", None)
+    return min(1e-3, 0.032 / chi) if chi else 1e-3
+
+
+register_method(Method("gradient", _gradient_init, _gradient_epoch, 30, _gradient_lr))
+
+
+# ----------------------------------------------------------------------------- sweep method
+
+
+def _sweep_init(forward, params, phi, y, w, config, rng):
+    from qtn.models import MPS, ClassifierParams
+
+    if not isinstance(params, ClassifierParams) or not isinstance(params.network, MPS):
+        raise ValueError("method='sweep' trains MPS classifiers (ClassifierParams of an MPS)")
+    if params.network.n_sites < 2:
+        raise ValueError("method='sweep' needs at least 2 features (sites) to form a bond")
+    if not get_loss(config.loss).supervised:
+        raise ValueError(f"method='sweep' needs a classifier loss, got {config.loss!r}")
+    return sweep_init(params, phi, y)
+
+
+def _sweep_epoch(forward, params, state, phi, y, w, config, rng):
+    lr = config.resolved_learning_rate(params)
+    params, state, _ = sweep_epoch(
+        params, state, phi, y, loss=config.loss, learning_rate=lr, cutoff=config.cutoff,
+        local_steps=config.local_steps, batch_size=config.batch_size, rng=rng,
+    )  # fmt: skip
+    loss, acc = evaluate(forward, params, phi, y, config.loss, weights=w)
+    return params, state, {"loss": loss, "accuracy": acc, "bond_ranks": state.ranks,
+                           "max_discarded_weight": state.max_discarded}  # fmt: skip
+
+
+register_method(Method("sweep", _sweep_init, _sweep_epoch, 5, lambda params: 1e-4))
+
+
+# ----------------------------------------------------------------------------- optimizer
+
 _OPT_CACHE: dict[tuple, optax.GradientTransformation] = {}
-
-
-LR_SCHEDULES = ("cosine", "constant")
 
 
 def default_optimizer(

@@ -1,4 +1,8 @@
-"""Saving and loading fitted qtn estimators: one ``.npz`` (no pickle) with a JSON header."""
+"""Low-level model files: one ``.npz`` (no pickle) with a JSON header, written atomically.
+
+The schema of the header (what each field holds, and its checks on load) lives
+in :mod:`qtn.estimators.base`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import numpy as np
 from qtn._version import __version__
 from qtn.errors import FormatError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def save_npz(path, kind: str, meta: dict, arrays: dict[str, np.ndarray]) -> Path:
@@ -37,14 +41,19 @@ def load_npz(path, kind: str) -> tuple[dict, dict[str, np.ndarray]]:
                 raise FormatError(f"{path} is not a qtn model file (no header)")
             header = json.loads(str(z["__meta__"]))
             arrays = {k: z[k] for k in z.files if k != "__meta__"}
+            if not isinstance(header, dict):
+                raise FormatError(f"{path}: the header is not a JSON object")
     except FormatError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         raise FormatError(f"{path} is not a readable qtn model file ({exc})") from exc
     if header.get("format") != kind:
         raise FormatError(f"{path} holds a {header.get('format')!r}, expected {kind!r}")
     version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise FormatError(f"{path}: header field 'format_version' must be an integer >= 1, "
+                          f"got {version!r}")  # fmt: skip
+    if version > FORMAT_VERSION:
         raise FormatError(
             f"{path} uses file format {version} (written by qtn {header.get('qtn_version')}); "
             f"this qtn {__version__} reads format <= {FORMAT_VERSION}: upgrade qtn"

@@ -1,0 +1,289 @@
+"""The gate registry: every gate's matrix, inverse and gradient rule, by name.
+
+A gate is declared once with :func:`register_gate`: its number of qubits and
+angles, a matrix function, how to invert it, and whether a two-term
+parameter-shift rule holds for its angles. :meth:`qtn.circuit.Circuit.inverse`,
+the simulator, the dense oracle and shot-based fine-tuning all read this table;
+nothing else in qtn lists gate names.
+
+Matrix functions are generic over the array namespace ``xp`` (numpy by
+default; the simulator passes ``jax.numpy`` to trace and differentiate them)
+and return the (2**k, 2**k) matrix in quimb's (big-endian) qubit order: the
+first qubit of the gate is the most significant bit of the matrix index.
+
+Examples
+--------
+>>> from qtn.circuit import gate_matrix, get_gate
+>>> gate_matrix("rx", [3.14159265]).round(3)[0, 1]
+np.complex128(-1j)
+>>> get_gate("ry").shift
+(1.5707963267948966, 0.5)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "PAULI",
+    "GateDef",
+    "GATES",
+    "register_gate",
+    "get_gate",
+    "list_gates",
+    "gate_matrix",
+]
+
+#: The Pauli matrices, defined once for all of qtn.
+PAULI: dict[str, np.ndarray] = {
+    "I": np.eye(2, dtype=complex),
+    "X": np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "Z": np.diag([1.0, -1.0]).astype(complex),
+}
+for _m in PAULI.values():
+    _m.setflags(write=False)
+
+_XX = np.kron(PAULI["X"], PAULI["X"])
+_YY = np.kron(PAULI["Y"], PAULI["Y"])
+_ZZ = np.kron(PAULI["Z"], PAULI["Z"])
+_ZX = np.kron(PAULI["Z"], PAULI["X"])
+
+#: d f / d a = r (f(a + s) - f(a - s)) for exp(-i a P / 2), P a Pauli product
+SHIFT_HALF_PAULI = (math.pi / 2, 0.5)
+
+
+@dataclass(frozen=True)
+class GateDef:
+    """A registered gate.
+
+    Attributes
+    ----------
+    name
+        Registry name (lower case, Qiskit's name where Qiskit has the gate).
+    n_qubits, n_angles
+        Number of qubits it acts on and of angles it takes.
+    matrix
+        ``matrix(*angles, xp=numpy)``: the (2**k, 2**k) matrix, big-endian.
+    inverse
+        ``inverse(angles) -> (name, angles)``: the inverse as a registered gate,
+        valid for symbolic angles (they are only negated or permuted). ``None``
+        means the inverse is the conjugate transpose of the numeric matrix.
+    shift
+        ``(s, r)`` when every angle ``a`` obeys the two-term rule
+        d<O>/da = r (<O>(a + s) - <O>(a - s)); ``None`` when it does not.
+    """
+
+    name: str
+    n_qubits: int
+    n_angles: int
+    matrix: Callable[..., np.ndarray]
+    inverse: Callable[[tuple], tuple[str, tuple]] | None = None
+    shift: tuple[float, float] | None = None
+
+
+GATES: dict[str, GateDef] = {}
+
+
+def register_gate(
+    name: str,
+    n_qubits: int,
+    n_angles: int,
+    matrix: Callable[..., np.ndarray],
+    *,
+    inverse: Callable[[tuple], tuple[str, tuple]] | str | None = None,
+    shift: tuple[float, float] | None = None,
+) -> GateDef:
+    """Add a gate to the registry (or replace one of the same name).
+
+    ``inverse`` may also be a gate name: the inverse is that gate with the same
+    angles (``"sdg"`` for ``"s"``; the gate's own name for a self-inverse gate).
+    """
+    if not isinstance(name, str) or not name or name != name.lower():
+        raise ValueError(f"name must be a non-empty lower-case string, got {name!r}")
+    if name in ("unitary", "measure", "reset", "discard", "barrier", "noise"):
+        raise ValueError(f"name {name!r} is reserved for a circuit operation")
+    if isinstance(inverse, str):
+        other = inverse
+        inverse = lambda angles, _o=other: (_o, tuple(angles))  # noqa: E731
+    g = GateDef(name, int(n_qubits), int(n_angles), matrix, inverse, shift)
+    GATES[name] = g
+    return g
+
+
+def list_gates() -> list[str]:
+    """Names of the registered gates, plus ``"unitary"`` for explicit matrices."""
+    return sorted(GATES) + ["unitary"]
+
+
+def get_gate(name: str) -> GateDef:
+    """The :class:`GateDef` registered as ``name``; the error lists the valid names."""
+    try:
+        return GATES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown gate {name!r}; valid gates: {list_gates()}") from None
+
+
+def gate_matrix(name: str, angles: Sequence[float] = ()) -> np.ndarray:
+    """The numeric matrix of gate ``name`` at ``angles`` (big-endian, complex128)."""
+    g = get_gate(name)
+    if len(angles) != g.n_angles:
+        raise ValueError(f"gate {name!r} takes {g.n_angles} angles, got {len(angles)}")
+    return np.asarray(g.matrix(*[float(a) for a in angles]), dtype=complex)
+
+
+# ----------------------------------------------------------------------------- matrix functions
+
+
+def _const(m):
+    m = np.asarray(m, dtype=complex)
+    m.setflags(write=False)
+    return lambda xp=np: xp.asarray(m)
+
+
+def _cdt(xp, t):
+    """The complex dtype matching the precision of angle ``t``."""
+    return (xp.cos(t) + 0j).dtype
+
+
+def _rx(t, xp=np):
+    c, s = xp.cos(t / 2) + 0j, -1j * xp.sin(t / 2)
+    return xp.stack([xp.stack([c, s]), xp.stack([s, c])])
+
+
+def _ry(t, xp=np):
+    c, s = xp.cos(t / 2) + 0j, xp.sin(t / 2) + 0j
+    return xp.stack([xp.stack([c, -s]), xp.stack([s, c])])
+
+
+def _rz(t, xp=np):
+    z = xp.zeros_like(t) + 0j
+    return xp.stack([xp.stack([xp.exp(-0.5j * t), z]), xp.stack([z, xp.exp(0.5j * t)])])
+
+
+def _phase(t, xp=np):
+    z = xp.zeros_like(t) + 0j
+    return xp.stack([xp.stack([z + 1, z]), xp.stack([z, xp.exp(1j * t)])])
+
+
+def _u3(t, p, lam, xp=np):
+    c, s = xp.cos(t / 2) + 0j, xp.sin(t / 2) + 0j
+    return xp.stack(
+        [
+            xp.stack([c, -xp.exp(1j * lam) * s]),
+            xp.stack([xp.exp(1j * p) * s, xp.exp(1j * (p + lam)) * c]),
+        ]
+    )
+
+
+def _rzz(t, xp=np):
+    e, f = xp.exp(-0.5j * t), xp.exp(0.5j * t)
+    z = xp.zeros_like(e)
+    return xp.stack(
+        [
+            xp.stack([e, z, z, z]),
+            xp.stack([z, f, z, z]),
+            xp.stack([z, z, f, z]),
+            xp.stack([z, z, z, e]),
+        ]
+    )
+
+
+def _pauli_rotation(p):
+    """exp(-i t/2 P) for a Pauli product P (P^2 = I)."""
+    p = np.asarray(p)
+
+    def rot(t, xp=np):
+        dt = _cdt(xp, t)
+        eye = xp.asarray(np.eye(p.shape[0])).astype(dt)
+        return xp.cos(t / 2) * eye - 1j * xp.sin(t / 2) * xp.asarray(p).astype(dt)
+
+    return rot
+
+
+def _can(a, b, c, xp=np):
+    """exp(i (a XX + b YY + c ZZ)) in closed form: the three terms commute and square to I."""
+    dt = _cdt(xp, a)
+    eye = xp.asarray(np.eye(4)).astype(dt)
+    out = eye
+    for t, p in ((a, _XX), (b, _YY), (c, _ZZ)):
+        out = out @ (xp.cos(t) * eye + 1j * xp.sin(t) * xp.asarray(p).astype(dt))
+    return out
+
+
+def _su4(*t, xp=np):
+    """General two-qubit block, 15 parameters (KAK): (u3 x u3) . CAN(a, b, c) . (u3 x u3).
+
+    In time order: the second pair ``t[9:15]`` acts first, then CAN(t[6:9]), then
+    ``t[0:6]``.
+    """
+    k1 = xp.kron(_u3(*t[0:3], xp=xp), _u3(*t[3:6], xp=xp))
+    k2 = xp.kron(_u3(*t[9:12], xp=xp), _u3(*t[12:15], xp=xp))
+    return k1 @ _can(*t[6:9], xp=xp) @ k2
+
+
+# ----------------------------------------------------------------------------- inverses
+
+
+def _negate_all(name):
+    return lambda angles: (name, tuple(negate_angle(a) for a in angles))
+
+
+def negate_angle(a):
+    """-a for a float or a symbolic angle (its scale and offset negated)."""
+    neg = getattr(a, "negated", None)
+    return neg() if neg is not None else -float(a)
+
+
+def _u3_inverse_angles(t, p, lam):
+    return (negate_angle(t), negate_angle(lam), negate_angle(p))
+
+
+def _u3_inverse(angles):
+    return "u3", _u3_inverse_angles(*angles)
+
+
+def _su4_inverse(t):
+    """(k1 CAN k2)^-1 = k2^dagger CAN(-a, -b, -c) k1^dagger, each u3 inverted."""
+    k1 = (*_u3_inverse_angles(*t[9:12]), *_u3_inverse_angles(*t[12:15]))
+    k2 = (*_u3_inverse_angles(*t[0:3]), *_u3_inverse_angles(*t[3:6]))
+    return "su4", (*k1, *(negate_angle(a) for a in t[6:9]), *k2)
+
+
+_SQ2 = 1 / math.sqrt(2)
+_SX = 0.5 * np.array([[1 + 1j, 1 - 1j], [1 - 1j, 1 + 1j]])
+
+for _name, _mat in (("id", np.eye(2)), ("h", [[_SQ2, _SQ2], [_SQ2, -_SQ2]]), ("x", PAULI["X"]),
+                    ("y", PAULI["Y"]), ("z", PAULI["Z"])):  # fmt: skip
+    register_gate(_name, 1, 0, _const(_mat), inverse=_name)
+register_gate("s", 1, 0, _const(np.diag([1, 1j])), inverse="sdg")
+register_gate("sdg", 1, 0, _const(np.diag([1, -1j])), inverse="s")
+register_gate("t", 1, 0, _const(np.diag([1, np.exp(0.25j * math.pi)])), inverse="tdg")
+register_gate("tdg", 1, 0, _const(np.diag([1, np.exp(-0.25j * math.pi)])), inverse="t")
+register_gate("sx", 1, 0, _const(_SX), inverse="sxdg")
+register_gate("sxdg", 1, 0, _const(_SX.conj().T), inverse="sx")
+for _name, _fn in (("rx", _rx), ("ry", _ry), ("rz", _rz)):
+    register_gate(_name, 1, 1, _fn, inverse=_negate_all(_name), shift=SHIFT_HALF_PAULI)
+# p(l) = exp(i l/2) rz(l): the global phase cancels in every expectation, so the rule holds
+register_gate("p", 1, 1, _phase, inverse=_negate_all("p"), shift=SHIFT_HALF_PAULI)
+# u3 = exp(i (p + l)/2) rz(p) ry(t) rz(l): each angle enters as one Pauli rotation
+register_gate("u3", 1, 3, _u3, inverse=_u3_inverse, shift=SHIFT_HALF_PAULI)
+_CX = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]
+_SWAP = [[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]]
+register_gate("cx", 2, 0, _const(_CX), inverse="cx")
+_CY = np.block([[np.eye(2), np.zeros((2, 2))], [np.zeros((2, 2)), PAULI["Y"]]])
+register_gate("cy", 2, 0, _const(_CY), inverse="cy")
+register_gate("cz", 2, 0, _const(np.diag([1, 1, 1, -1])), inverse="cz")
+register_gate("swap", 2, 0, _const(_SWAP), inverse="swap")
+register_gate("iswap", 2, 0, _const([[1, 0, 0, 0], [0, 0, 1j, 0], [0, 1j, 0, 0], [0, 0, 0, 1]]))
+register_gate("rzz", 2, 1, _rzz, inverse=_negate_all("rzz"), shift=SHIFT_HALF_PAULI)
+register_gate("rxx", 2, 1, _pauli_rotation(_XX), inverse=_negate_all("rxx"), shift=SHIFT_HALF_PAULI)
+register_gate("ryy", 2, 1, _pauli_rotation(_YY), inverse=_negate_all("ryy"), shift=SHIFT_HALF_PAULI)
+register_gate("rzx", 2, 1, _pauli_rotation(_ZX), inverse=_negate_all("rzx"), shift=SHIFT_HALF_PAULI)
+# su4's CAN angles enter as exp(i a P) = exp(-i (-2a) P / 2): a different shift, so no
+# single rule covers all 15 angles; fine-tuning refuses it and points to SPSA
+register_gate("su4", 2, 15, _su4, inverse=_su4_inverse)
