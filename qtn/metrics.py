@@ -103,14 +103,18 @@ def fidelity(a, b) -> float:
     return float(np.real(np.trace(sqrtm(root @ b @ root))) ** 2)
 
 
-def accuracy(y_true, y_pred, *, xp=np):
-    """Fraction of equal entries."""
+def accuracy(y_true, y_pred, *, sample_weight=None, xp=np):
+    """Fraction of equal entries, weighted by ``sample_weight`` when given."""
     y_true, y_pred = xp.asarray(y_true), xp.asarray(y_pred)
     if y_true.shape != y_pred.shape:
         raise ValueError(
             f"y_true and y_pred have different shapes: {y_true.shape} vs {y_pred.shape}"
         )
-    return xp.mean((y_true == y_pred).astype(float if xp is np else "float32"))
+    hit = (y_true == y_pred).astype(float if xp is np else "float32")
+    if sample_weight is None:
+        return xp.mean(hit)
+    w = xp.asarray(sample_weight)
+    return xp.sum(hit * w) / xp.sum(w)
 
 
 def class_probabilities(probs, n_classes: int, xp=np):

@@ -54,6 +54,7 @@ def test_divergences_match_scipy():
 
 def test_classification_metrics():
     assert accuracy([0, 1, 1, 2], [0, 1, 2, 2]) == 0.75
+    assert accuracy([0, 1, 1, 2], [0, 1, 2, 2], sample_weight=[1, 1, 2, 0]) == 0.5
     np.testing.assert_allclose(nll([0.5, 0.25]), -np.mean(np.log([0.5, 0.25])))
     outcomes = np.array([[0.2, 0.2, 0.5, 0.1]])  # 4 outcomes of 2 qubits, 3 classes
     np.testing.assert_allclose(

@@ -286,6 +286,7 @@ def test_quimb_round_trip_plain_and_labelled(x64):
     np.testing.assert_allclose(q.to_dense().ravel(), to_dense(psi), atol=1e-12)
     back = from_quimb(q)
     assert back.n_labels is None
+    np.testing.assert_allclose(to_dense(MPS.from_quimb(psi.to_quimb())), to_dense(psi), atol=1e-12)
     np.testing.assert_allclose(to_dense(back), to_dense(psi), atol=1e-12)
     p = init_mps(jax.random.key(2), 5, 3, n_labels=4, center=2, init_std=0.4, dtype=jnp.float64)
     back = from_quimb(to_quimb(p))

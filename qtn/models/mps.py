@@ -172,6 +172,19 @@ class MPS:
             raise ValueError("this MPS has a label leg: call select_label(l).to_cores()")
         return unpack(self)
 
+    def to_quimb(self, *, per_class: bool = False):
+        """A quimb ``MatrixProductState`` (see :func:`qtn.models.to_quimb`)."""
+        from qtn.models.interop import to_quimb
+
+        return to_quimb(self, per_class=per_class)
+
+    @classmethod
+    def from_quimb(cls, q, *, bond_dim: int | None = None) -> MPS:
+        """From a quimb ``MatrixProductState`` (see :func:`qtn.models.from_quimb`)."""
+        from qtn.models.interop import from_quimb
+
+        return from_quimb(q, bond_dim=bond_dim)
+
 
 def _check_int(name, v, lo):
     if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:

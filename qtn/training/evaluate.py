@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qtn.metrics import accuracy
 from qtn.training.losses import get_loss, predicted_class
 
 __all__ = ["apply", "evaluate", "chunk_size"]
@@ -62,5 +63,5 @@ def evaluate(forward: Callable, params, phi, y, loss: str, *, weights=None, chun
     mean = float(np.sum(per * w) / np.sum(w))
     if not loss_obj.supervised:
         return mean, None
-    correct = np.asarray(predicted_class(jnp.asarray(fhat), loss_obj.output)) == np.asarray(y)
-    return mean, float(np.sum(correct * w) / np.sum(w))
+    pred = np.asarray(predicted_class(jnp.asarray(fhat), loss_obj.output))
+    return mean, float(accuracy(np.asarray(y), pred, sample_weight=w))
