@@ -129,6 +129,13 @@ class NoiseModel:
         qset = None if qubits is None else frozenset(int(q) for q in np.atleast_1d(qubits))
         return NoiseModel(self.gate_rules, (*self.readout, (qset, error)))
 
+    def add_readout_matrix(self, matrix, qubits=None) -> NoiseModel:
+        """A readout error given by its confusion matrix A[read, true] (columns sum to 1)."""
+        m = np.asarray(matrix, dtype=float)
+        if m.shape != (2, 2) or not np.allclose(m.sum(0), 1) or np.any(m < 0):
+            raise ValueError(f"matrix must be a 2x2 column-stochastic matrix, got {m.tolist()}")
+        return self.add_readout_error(ReadoutError(float(m[1, 0]), float(m[0, 1])), qubits)
+
     def readout_matrix(self, qubit: int) -> np.ndarray | None:
         """The combined confusion matrix of ``qubit`` (None if it has no readout error)."""
         m = None

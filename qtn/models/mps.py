@@ -426,27 +426,31 @@ def move_center(mps: MPS, site: int, *, max_bond: int | None = None, cutoff: flo
     """Move the centre (and the label leg with it) to ``site``: returns ``(mps, discarded)``.
 
     Each step is a two-site SVD split, so the cores passed on the way become
-    isometries. Moving a label leg through a bond can raise its rank up to a
-    factor L; at most ``max_bond`` (default the bond dimension) values are kept,
-    and the largest discarded weight is returned (0.0 when exact).
+    isometries. At most ``max_bond`` (default the bond dimension) singular values
+    are kept at each bond passed (moving a label leg through a bond can raise its
+    rank up to a factor L); the largest discarded weight is returned (0.0 when exact).
+    A ``max_bond`` below the bond dimension truncates; above it, pads.
     """
     n = mps.n_sites
     if isinstance(site, bool) or not isinstance(site, int | np.integer) or not 0 <= site < n:
         raise ValueError(f"site must be an integer in [0, {n - 1}], got {site!r}")
-    chi = mps.bond_dim if max_bond is None else _check_int("max_bond", max_bond, 1)
-    if chi > mps.bond_dim:
-        mps = pad_bond_dim(mps, chi)
-    cores = [np.asarray(c) for c in trim_boundaries(mps.cores())]
+    cap = mps.bond_dim if max_bond is None else _check_int("max_bond", max_bond, 1)
+    cores = unpack(mps)
     k, worst = mps.center_site, 0.0
     while k != site:
         step = 1 if site > k else -1
         i = min(k, k + step)
-        a, b, disc, _ = split(merge(cores[i], cores[i + 1]), move="right" if step == 1 else "left",
-                              max_bond=chi, cutoff=cutoff)  # fmt: skip
-        cores[i], cores[i + 1] = a, b
+        theta = merge(cores[i], cores[i + 1])
+        dl, da, db, n_lab, dr = theta.shape
+        full = min(dl * da, db * n_lab * dr) if step == 1 else min(dl * da * n_lab, db * dr)
+        a, b, disc, rank = split(theta, move="right" if step == 1 else "left",
+                                 max_bond=min(cap, full), cutoff=cutoff)  # fmt: skip
+        r = max(int(rank), 1)
+        cores[i], cores[i + 1] = a[..., :r], b[:r]
         worst = max(worst, float(disc))
         k += step
-    return MPS.from_cores(cores, k), worst
+    largest = max(max(c.shape[0], c.shape[-1]) for c in cores)
+    return pack(cores, center=k, bond_dim=max(largest, min(cap, mps.bond_dim))), worst
 
 
 def canonicalize(mps: MPS, center: int | None = None) -> MPS:

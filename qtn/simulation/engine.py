@@ -34,7 +34,7 @@ from qtn.simulation.plan import (
     parse_bytes,
 )
 
-__all__ = ["Simulator", "simulate"]
+__all__ = ["Simulator", "simulate", "defer_measurements"]
 
 _INTERFACES = ("jax", "numpy")
 
@@ -320,6 +320,33 @@ class Simulator:
         cores, bonds = self._bra(bra)
         return np.real(self._run("fidelity", (bonds,), params, data, state, bra=cores))
 
+    def clbit_probs(self, *, params=None, data=None) -> np.ndarray:
+        """Exact distribution of the classical bits, shape (..., 2**n_clbits), clbit 0 most
+        significant: mid-circuit measurements included (dynamic circuits).
+
+        By the principle of deferred measurement, each ``Measure(q, c)`` becomes a CX from
+        q onto a fresh record qubit, whose final Z statistics are those of clbit c (the
+        last record written to a clbit wins); readout errors of the noise model act on
+        each record as on its measured qubit.
+        """
+        deferred, records, sources = defer_measurements(self._net_circuit)
+        if not records:
+            raise ValueError("clbit_probs: the circuit measures no qubit")
+        sim = Simulator(deferred, dtype=self.dtype, interface=self.interface,
+                        max_memory=self._max_memory, optimizer=self._optimizer,
+                        cache_dir=self._cache_dir)  # fmt: skip
+        p = sim.probs(records, params=params, data=data)
+        if self.noise is not None and self.noise.readout:
+            from qtn.noise import NoiseModel
+
+            per_record = NoiseModel()
+            for r, q in zip(records, sources):
+                m = self.noise.readout_matrix(q)
+                if m is not None:
+                    per_record = per_record.add_readout_matrix(m, [r])
+            p = per_record.apply_readout(p, records)
+        return p
+
     def sample(self, shots: int, qubits=None, *, params=None, data=None, seed=None) -> np.ndarray:
         """Exact samples of ``qubits`` (default all) for one input: (shots, len(qubits)) of 0/1.
 
@@ -379,6 +406,33 @@ class Simulator:
         fn = self._jax_fn("overlap", bonds)
         phase = self._phase()
         return lambda params, data=None: phase * fn(params, _empty(data, params), None, cores, None)
+
+
+def defer_measurements(circuit: Circuit):
+    """``circuit`` with every measurement replaced by a CX onto a fresh record qubit.
+
+    Returns ``(circuit, records, sources)``: the record qubit holding each clbit (in
+    clbit order; the last measurement into a clbit wins) and the qubit it measured.
+    """
+    from qtn.circuit import Measure
+
+    measures = [op for op in circuit.ops if isinstance(op, Measure)]
+    n = circuit.n_qubits
+    out = Circuit(n + len(measures), global_phase=circuit.global_phase)
+    last: dict[int, tuple[int, int]] = {}
+    j = 0
+    for op in circuit.ops:
+        if isinstance(op, Measure):
+            out.cx(op.qubit, n + j)
+            last[op.clbit] = (n + j, op.qubit)
+            j += 1
+        else:
+            out.append(op)
+    clbits = sorted(last)
+    if clbits and clbits != list(range(len(clbits))):
+        missing = sorted(set(range(max(clbits) + 1)) - set(clbits))
+        raise ValueError(f"clbit_probs: clbits {missing} are never written")
+    return out, [last[c][0] for c in clbits], [last[c][1] for c in clbits]
 
 
 def _real_array(name, values, dtype):
