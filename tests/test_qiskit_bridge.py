@@ -3,8 +3,6 @@ built from Aer's own constructors, Aer's samplers, qiskit-ibm-runtime's local mo
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from qiskit import transpile
@@ -207,10 +205,12 @@ def test_runtime_sampler_local_mode_static_and_dynamic():
     # Pauli expectations through a runtime EstimatorV2 (qtn labels: letter i on qubit i)
     est = runtime.EstimatorV2(mode=belem)
     est.options.default_precision = 0.01
+    est.options.simulator.seed_simulator = 6
     body = Circuit(2).ry(Feature(0), 0).cx(0, 1).x(1)
     evs = Runner(body, estimator=est, sampler=sampler).expectation(["ZI", "IZ"], data=X)
     ref = np.stack([simulate(body).expectation(p, data=X) for p in ("ZI", "IZ")], -1)
-    np.testing.assert_allclose(evs, ref, atol=0.12)
+    np.testing.assert_array_equal(np.sign(evs), np.sign(ref))  # labels and layout right
+    np.testing.assert_allclose(evs, ref, atol=0.25)  # the device's noise shrinks them
 
 
 def test_runner_expectation_on_aer_is_exact():
@@ -234,14 +234,15 @@ def test_four_term_shift_rule_for_controlled_rotations():
     loss = cross_entropy_loss(y)
     value, grad, n = parameter_shift_grad(Runner(c, seed=4), loss, theta, data=X, shots=200_000)
     assert n == (1 + 4 + 2 + 4) * 2  # crx, cry: four shifted rows each; cp: two
-    f = simulate(Circuit(2, c.ops[:-1]), dtype="complex128")
-    with jax.enable_x64(True):
-        fn = f.probs_fn([0])
+    body = Circuit(2, c.ops[:-1])
 
-        def exact(t):
-            return loss(jnp.stack([fn(t, jnp.asarray(x)) for x in X]))
+    def exact(t):  # the dense oracle, numpy
+        p = np.stack([probabilities(body, [0], t, data=x) for x in X])
+        return -np.mean(np.log(p[np.arange(len(y)), y]))
 
-        ref = np.asarray(jax.grad(exact)(jnp.asarray(theta)))
+    eye = np.eye(2)
+    ref = np.array([(exact(theta + 1e-6 * e) - exact(theta - 1e-6 * e)) / 2e-6 for e in eye])
+    np.testing.assert_allclose(value, exact(theta), atol=0.01)
     np.testing.assert_allclose(grad, ref, atol=0.02)
 
 
