@@ -80,10 +80,10 @@ def run_aer(c, theta, X, n_aer, noise=None, qubit=0):
     from qiskit import transpile
     from qiskit_aer import AerSimulator
 
-    from qtn.export import parameter_values, qiskit_qubit, to_qiskit
+    from qtn.export import parameter_values, to_qiskit
 
     qc = to_qiskit(c, noise=noise)  # noise: Kraus instructions after the matching gates
-    qc.save_probabilities([qiskit_qubit(qubit, c.n_qubits)])
+    qc.save_probabilities([qubit])  # qubit labels are kept across the bridge
     method = "statevector" if noise is None else "density_matrix"
     backend = AerSimulator(method=method)
     t0 = time.perf_counter()

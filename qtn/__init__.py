@@ -72,6 +72,7 @@ _LAZY = {
     "NonFiniteError": "qtn.errors",
     "FormatError": "qtn.errors",
     "ContractionTooLargeError": "qtn.errors",
+    "ExportError": "qtn.errors",
 }
 _SUBMODULES = (
     "data",
@@ -127,6 +128,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ContractionTooLargeError,
         DataIntegrityError,
         DataNotFoundError,
+        ExportError,
         FormatError,
         NonFiniteError,
         QtnError,

@@ -14,6 +14,7 @@ __all__ = [
     "NonFiniteError",
     "FormatError",
     "ContractionTooLargeError",
+    "ExportError",
 ]
 
 
@@ -39,3 +40,7 @@ class FormatError(QtnError, ValueError):
 
 class ContractionTooLargeError(QtnError, MemoryError):
     """A tensor-network contraction cannot fit the memory limit, even after slicing."""
+
+
+class ExportError(QtnError, ValueError):
+    """A circuit holds something the target format cannot express (noise in OpenQASM 3)."""

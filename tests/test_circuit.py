@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from qiskit import QuantumCircuit
+from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.quantum_info import DensityMatrix, Operator, Statevector
 from scipy.stats import unitary_group
 
@@ -44,7 +45,9 @@ def to_qiskit(c: Circuit, params=None, data=None) -> QuantumCircuit:
             qc.unitary(op.numeric_matrix(params, data), list(reversed(op.qubits)))
         else:
             angles = [resolve(a, params, data) for a in op.angles]
-            getattr(qc, {"u3": "u", "id": "id"}.get(op.name, op.name))(*angles, *op.qubits)
+            name = {"u3": "u"}.get(op.name, op.name)
+            gate = type(get_standard_gate_name_mapping()[name])
+            qc.append(gate(*angles), list(op.qubits))  # Qiskit's own class for the name
     return qc
 
 

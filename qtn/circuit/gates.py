@@ -30,6 +30,8 @@ import numpy as np
 
 __all__ = [
     "PAULI",
+    "SHIFT_HALF_PAULI",
+    "SHIFT_FOUR_TERM",
     "GateDef",
     "GATES",
     "register_gate",
@@ -55,6 +57,13 @@ _ZX = np.kron(PAULI["Z"], PAULI["X"])
 
 #: d f / d a = r (f(a + s) - f(a - s)) for exp(-i a P / 2), P a Pauli product
 SHIFT_HALF_PAULI = (math.pi / 2, 0.5)
+#: The four-term rule (Anselmetti et al., arXiv:2107.12390) for generators with
+#: eigenvalue gaps in {1/2, 1}, such as controlled rotations exp(-i a |1><1| (x) P / 2):
+#: d f / d a = d1 (f(a + pi/2) - f(a - pi/2)) - d2 (f(a + 3 pi/2) - f(a - 3 pi/2))
+SHIFT_FOUR_TERM = (
+    (math.pi / 2, (math.sqrt(2) + 1) / (4 * math.sqrt(2))),
+    (3 * math.pi / 2, -(math.sqrt(2) - 1) / (4 * math.sqrt(2))),
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,11 @@ class GateDef:
     shift
         ``(s, r)`` when every angle ``a`` obeys the two-term rule
         d<O>/da = r (<O>(a + s) - <O>(a - s)); ``None`` when it does not.
+    shift_terms
+        The general rule d<O>/da = sum_t r_t (<O>(a + s_t) - <O>(a - s_t)) as
+        ``((s_1, r_1), (s_2, r_2), ...)``, the same for every angle: one term for a
+        two-term gate (equal to ``shift``), two for the four-term rule of controlled
+        rotations (:data:`SHIFT_FOUR_TERM`); ``None`` when no such rule holds.
     """
 
     name: str
@@ -84,6 +98,7 @@ class GateDef:
     matrix: Callable[..., np.ndarray]
     inverse: Callable[[tuple], tuple[str, tuple]] | None = None
     shift: tuple[float, float] | None = None
+    shift_terms: tuple[tuple[float, float], ...] | None = None
 
 
 GATES: dict[str, GateDef] = {}
@@ -97,12 +112,34 @@ def register_gate(
     *,
     inverse: Callable[[tuple], tuple[str, tuple]] | str | None = None,
     shift: tuple[float, float] | None = None,
+    shift_terms: Sequence[tuple[float, float]] | None = None,
 ) -> GateDef:
     """Add a gate to the registry (or replace one of the same name).
 
     ``inverse`` may also be a gate name: the inverse is that gate with the same
     angles (``"sdg"`` for ``"s"``; the gate's own name for a self-inverse gate).
+    ``shift`` is a two-term rule ``(s, r)``; ``shift_terms`` a rule of several
+    terms ``((s_1, r_1), ...)`` (give one of them; a one-term ``shift_terms`` is
+    also a two-term ``shift``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = register_gate("my_x", 1, 0, lambda xp=np: xp.asarray(PAULI["X"]), inverse="my_x")
+    >>> g.n_qubits, g.shift_terms
+    (1, None)
+    >>> _ = GATES.pop("my_x")
     """
+    if shift is not None and shift_terms is not None:
+        raise ValueError("give shift (a two-term rule) or shift_terms, not both")
+    if shift is not None:
+        shift = (float(shift[0]), float(shift[1]))
+        shift_terms = (shift,)
+    elif shift_terms is not None:
+        shift_terms = tuple((float(s), float(r)) for s, r in shift_terms)
+        if not shift_terms:
+            raise ValueError("shift_terms must hold at least one (s, r) pair")
+        shift = shift_terms[0] if len(shift_terms) == 1 else None
     if not isinstance(name, str) or not name or name != name.lower():
         raise ValueError(f"name must be a non-empty lower-case string, got {name!r}")
     if name in ("unitary", "measure", "reset", "discard", "barrier", "noise"):
@@ -110,7 +147,7 @@ def register_gate(
     if isinstance(inverse, str):
         other = inverse
         inverse = lambda angles, _o=other: (_o, tuple(angles))  # noqa: E731
-    g = GateDef(name, int(n_qubits), int(n_angles), matrix, inverse, shift)
+    g = GateDef(name, int(n_qubits), int(n_angles), matrix, inverse, shift, shift_terms)
     GATES[name] = g
     return g
 
@@ -287,3 +324,100 @@ register_gate("rzx", 2, 1, _pauli_rotation(_ZX), inverse=_negate_all("rzx"), shi
 # su4's CAN angles enter as exp(i a P) = exp(-i (-2a) P / 2): a different shift, so no
 # single rule covers all 15 angles; fine-tuning refuses it and points to SPSA
 register_gate("su4", 2, 15, _su4, inverse=_su4_inverse)
+
+
+# ----------------------------------------------------------------------------- controlled gates
+# Qiskit's standard library beyond the gates above; matrices big-endian with the
+# control(s) first, checked against ``qiskit.quantum_info.Operator`` in the tests.
+
+
+def _controlled(fn):
+    """The matrix function of |0><0| (x) I + |1><1| (x) U(angles): the first qubit controls."""
+
+    def m(*t, xp=np):
+        u = fn(*t, xp=xp)
+        z = xp.zeros_like(u)
+        eye = xp.eye(u.shape[0], dtype=u.dtype)
+        return xp.concatenate([xp.concatenate([eye, z], 1), xp.concatenate([z, u], 1)], 0)
+
+    return m
+
+
+def _ctrl_const(m):
+    m = np.asarray(m, dtype=complex)
+    d = m.shape[0]
+    return np.block([[np.eye(d), np.zeros((d, d))], [np.zeros((d, d)), m]])
+
+
+def _u4(t, p, lam, g, xp=np):
+    """exp(i g) U(t, p, lam): the target block of Qiskit's CU."""
+    return xp.exp(1j * g) * _u3(t, p, lam, xp=xp)
+
+
+def _r(t, phi, xp=np):
+    """Qiskit's R(theta, phi) = exp(-i theta/2 (cos(phi) X + sin(phi) Y))."""
+    c, s = xp.cos(t / 2) + 0j, xp.sin(t / 2) + 0j
+    return xp.stack(
+        [
+            xp.stack([c, -1j * xp.exp(-1j * phi) * s]),
+            xp.stack([-1j * xp.exp(1j * phi) * s, c]),
+        ]
+    )
+
+
+def _xx_plus_yy(t, beta, xp=np):
+    """Qiskit's XXPlusYYGate(theta, beta), big-endian on (qubit1, qubit2)."""
+    c, s = xp.cos(t / 2) + 0j, xp.sin(t / 2) + 0j
+    o, z = xp.ones_like(c), xp.zeros_like(c)
+    a, b = -1j * s * xp.exp(1j * beta), -1j * s * xp.exp(-1j * beta)
+    return xp.stack(
+        [xp.stack([o, z, z, z]), xp.stack([z, c, a, z]), xp.stack([z, b, c, z]),
+         xp.stack([z, z, z, o])]
+    )  # fmt: skip
+
+
+def _xx_minus_yy(t, beta, xp=np):
+    """Qiskit's XXMinusYYGate(theta, beta), big-endian on (qubit1, qubit2)."""
+    c, s = xp.cos(t / 2) + 0j, xp.sin(t / 2) + 0j
+    o, z = xp.ones_like(c), xp.zeros_like(c)
+    a, b = -1j * s * xp.exp(-1j * beta), -1j * s * xp.exp(1j * beta)
+    return xp.stack(
+        [xp.stack([c, z, z, a]), xp.stack([z, o, z, z]), xp.stack([z, z, o, z]),
+         xp.stack([b, z, z, c])]
+    )  # fmt: skip
+
+
+def _cu_inverse(angles):
+    t, p, lam, g = angles
+    return "cu", (*_u3_inverse_angles(t, p, lam), negate_angle(g))
+
+
+def _first_negated(name):
+    return lambda angles: (name, (negate_angle(angles[0]), *angles[1:]))
+
+
+_H = np.array([[_SQ2, _SQ2], [_SQ2, -_SQ2]])
+register_gate("ch", 2, 0, _const(_ctrl_const(_H)), inverse="ch")
+register_gate("cs", 2, 0, _const(np.diag([1, 1, 1, 1j])), inverse="csdg")
+register_gate("csdg", 2, 0, _const(np.diag([1, 1, 1, -1j])), inverse="cs")
+register_gate("csx", 2, 0, _const(_ctrl_const(_SX)))  # inverse: the numeric dagger
+_CX10 = [[1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0]]
+register_gate("dcx", 2, 0, _const(np.array(_CX10) @ np.array(_CX)))  # CX(0,1) then CX(1,0)
+_ECR = (np.kron(PAULI["X"], PAULI["I"]) - np.kron(PAULI["Y"], PAULI["X"])) * _SQ2
+register_gate("ecr", 2, 0, _const(_ECR), inverse="ecr")
+# cp = exp(i t |11><11|): one eigenvalue gap of 1, so the two-term rule of p holds
+register_gate("cp", 2, 1, _controlled(_phase), inverse=_negate_all("cp"), shift=SHIFT_HALF_PAULI)
+# controlled rotations exp(-i t |1><1| (x) P / 2): gaps 1/2 and 1, the four-term rule
+for _name, _fn in (("crx", _rx), ("cry", _ry), ("crz", _rz)):
+    register_gate(
+        _name, 2, 1, _controlled(_fn), inverse=_negate_all(_name), shift_terms=SHIFT_FOUR_TERM
+    )
+# cu = C[P(g)] . C[P(p) RY(t) P(l)]: every angle is a cp- or cry-like generator
+register_gate("cu", 2, 4, _controlled(_u4), inverse=_cu_inverse, shift_terms=SHIFT_FOUR_TERM)
+# r and xx+-yy: their phase angle enters on both sides (frequencies up to 2): no rule here
+register_gate("r", 1, 2, _r, inverse=_first_negated("r"))
+register_gate("xx_plus_yy", 2, 2, _xx_plus_yy, inverse=_first_negated("xx_plus_yy"))
+register_gate("xx_minus_yy", 2, 2, _xx_minus_yy, inverse=_first_negated("xx_minus_yy"))
+register_gate("ccx", 3, 0, _const(_ctrl_const(_CX)), inverse="ccx")
+register_gate("ccz", 3, 0, _const(np.diag([1, 1, 1, 1, 1, 1, 1, -1])), inverse="ccz")
+register_gate("cswap", 3, 0, _const(_ctrl_const(_SWAP)), inverse="cswap")

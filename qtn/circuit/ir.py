@@ -39,6 +39,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from qtn.circuit.builders import GateBuilders
 from qtn.circuit.channels import Channel
 from qtn.circuit.gates import GATES, get_gate
 from qtn.circuit.ops import (
@@ -52,7 +53,6 @@ from qtn.circuit.ops import (
     Op,
     Reset,
     Trainable,
-    _check_index,
     _check_real,
     resolve,
 )
@@ -63,7 +63,7 @@ __all__ = ["Circuit"]
 # ----------------------------------------------------------------------------- circuit
 
 
-class Circuit:
+class Circuit(GateBuilders):
     """A quantum circuit on ``n_qubits`` qubits, built in place.
 
     Parameters
@@ -279,98 +279,6 @@ class Circuit:
         """Append an explicit unitary, big-endian on ``qubits`` (first listed most significant)."""
         qubits = (qubits,) if isinstance(qubits, numbers.Integral) else tuple(qubits)
         return self.append(Gate("unitary", qubits, (), matrix))
-
-    # -- named builders (angles before qubits, as in Qiskit)
-    def id(self, qubit):
-        return self.gate("id", qubit)
-
-    def h(self, qubit):
-        return self.gate("h", qubit)
-
-    def x(self, qubit):
-        return self.gate("x", qubit)
-
-    def y(self, qubit):
-        return self.gate("y", qubit)
-
-    def z(self, qubit):
-        return self.gate("z", qubit)
-
-    def s(self, qubit):
-        return self.gate("s", qubit)
-
-    def sdg(self, qubit):
-        return self.gate("sdg", qubit)
-
-    def t(self, qubit):
-        return self.gate("t", qubit)
-
-    def tdg(self, qubit):
-        return self.gate("tdg", qubit)
-
-    def sx(self, qubit):
-        return self.gate("sx", qubit)
-
-    def sxdg(self, qubit):
-        return self.gate("sxdg", qubit)
-
-    def rx(self, theta, qubit):
-        return self.gate("rx", theta, qubit)
-
-    def ry(self, theta, qubit):
-        return self.gate("ry", theta, qubit)
-
-    def rz(self, theta, qubit):
-        return self.gate("rz", theta, qubit)
-
-    def p(self, theta, qubit):
-        return self.gate("p", theta, qubit)
-
-    def u(self, theta, phi, lam, qubit):
-        """Qiskit's U(theta, phi, lambda) (registered as ``u3``)."""
-        return self.gate("u3", theta, phi, lam, qubit)
-
-    u3 = u
-
-    def cx(self, control, target):
-        return self.gate("cx", control, target)
-
-    def cy(self, control, target):
-        return self.gate("cy", control, target)
-
-    def cz(self, control, target):
-        return self.gate("cz", control, target)
-
-    def swap(self, qubit1, qubit2):
-        return self.gate("swap", qubit1, qubit2)
-
-    def iswap(self, qubit1, qubit2):
-        return self.gate("iswap", qubit1, qubit2)
-
-    def rxx(self, theta, qubit1, qubit2):
-        return self.gate("rxx", theta, qubit1, qubit2)
-
-    def ryy(self, theta, qubit1, qubit2):
-        return self.gate("ryy", theta, qubit1, qubit2)
-
-    def rzz(self, theta, qubit1, qubit2):
-        return self.gate("rzz", theta, qubit1, qubit2)
-
-    def rzx(self, theta, qubit1, qubit2):
-        return self.gate("rzx", theta, qubit1, qubit2)
-
-    def su4(self, qubit1, qubit2, *, start: int | None = None, angles=None) -> Circuit:
-        """A general two-qubit block (15 angles, KAK form).
-
-        Give either ``start`` (trainable angles ``start .. start+14``) or ``angles``
-        (15 floats, :class:`Trainable` or :class:`Feature`).
-        """
-        if (start is None) == (angles is None):
-            raise ValueError("su4 takes exactly one of start= (trainable slots) or angles=")
-        if angles is None:
-            _check_index("start", start)
-            angles = [Trainable(start + i) for i in range(15)]
-        return self.gate("su4", *angles, qubit1, qubit2)
 
     # -- non-unitary operations
     def measure(self, qubit, clbit) -> Circuit:

@@ -17,7 +17,6 @@ import numpy as np
 from qtn.circuit import GATES, Circuit, Gate, Trainable
 from qtn.execution.runner import Runner
 from qtn.metrics import class_probabilities
-from qtn.noise import NoiseModel
 
 __all__ = [
     "finetune",
@@ -89,14 +88,15 @@ def _eval(runner, thetas, data, shots, mitigator):
 
 def parameter_shift_grad(runner: Runner, loss: Callable, theta, *, data=None, shots: int,
                          mitigator=None) -> tuple[float, np.ndarray, int]:  # fmt: skip
-    """Loss and its gradient by the two-term shift rule, in one batched job.
+    """Loss and its gradient by the gate registry's shift rules, in one batched job.
 
     Every trainable occurrence (gate angle phi_j = s_j theta_i + o_j) gets its
-    own slot in an otherwise identical circuit (no extra gates), is shifted by
-    +-s alone (the gate registry's rule d/dphi = r (f(phi + s) - f(phi - s))),
-    and the chain rule sums dL/dtheta_i = sum_j s_j dL/dphi_j, so shared
-    parameters and scaled angles are exact. dL/dprobs comes from
-    ``jax.grad`` of ``loss`` (which must be JAX-traceable).
+    own slot in an otherwise identical circuit (no extra gates), is shifted
+    alone by each term of its gate's rule, d/dphi = sum_t r_t (f(phi + s_t) -
+    f(phi - s_t)) (two-term for Pauli rotations, four-term for controlled
+    rotations: ``GateDef.shift_terms``), and the chain rule sums dL/dtheta_i =
+    sum_j s_j dL/dphi_j, so shared parameters and scaled angles are exact.
+    dL/dprobs comes from ``jax.grad`` of ``loss`` (which must be JAX-traceable).
     Returns (loss, gradient, number of bindings run).
     """
     import jax
@@ -107,18 +107,21 @@ def parameter_shift_grad(runner: Runner, loss: Callable, theta, *, data=None, sh
     iso, occ = _isolated(runner)
     phi = np.array([o[3] * theta[o[2]] + o[4] for o in occ])
     rows = [phi]
+    where = []  # (occurrence, r, row of +s, row of -s)
     for j, o in enumerate(occ):
-        for sign in (+1, -1):
-            r = phi.copy()
-            r[j] += sign * o[5][0]
-            rows.append(r)
+        for s, r in o[5]:
+            for sign in (+1, -1):
+                row = phi.copy()
+                row[j] += sign * s
+                rows.append(row)
+            where.append((j, r, len(rows) - 2, len(rows) - 1))
     probs = _eval(iso, np.stack(rows), data, shots, mitigator)
     value, dldp = jax.value_and_grad(loss)(probs[0])
     dldp = np.asarray(dldp)
     grad = np.zeros_like(theta)
-    for j, (_, _, idx, scale, _, (_, r)) in enumerate(occ):
-        dp = r * (probs[1 + 2 * j] - probs[2 + 2 * j])
-        grad[idx] += scale * float(np.sum(dldp * dp))
+    for j, r, plus, minus in where:
+        _, _, idx, scale, _, _ = occ[j]
+        grad[idx] += scale * r * float(np.sum(dldp * (probs[plus] - probs[minus])))
     n = len(rows) * (1 if data is None else np.atleast_2d(data).shape[0])
     return float(value), grad, n
 
@@ -131,28 +134,22 @@ def _isolated(runner: Runner):
     occ, ops = [], []
     for pos, op in enumerate(c.ops):
         if isinstance(op, Gate) and any(isinstance(a, Trainable) for a in op.angles):
-            shift = GATES[op.name].shift if op.name in GATES else None
-            if shift is None:
+            terms = GATES[op.name].shift_terms if op.name in GATES else None
+            if terms is None:
                 raise ValueError(
-                    f"parameter-shift needs gates with a two-term shift rule; operation {pos} "
+                    f"parameter-shift needs gates with a shift rule; operation {pos} "
                     f"({op.name!r}) has trainable angles: use method='spsa' or decompose it"
                 )
             angles = []
             for k, a in enumerate(op.angles):
                 if isinstance(a, Trainable):
-                    occ.append((pos, k, a.index, a.scale, a.offset, shift))
+                    occ.append((pos, k, a.index, a.scale, a.offset, terms))
                     a = Trainable(len(occ) - 1)
                 angles.append(a)
             op = Gate(op.name, op.qubits, tuple(angles))
         ops.append(op)
-    # same backend (readout errors live in its noise model), same inserted channels
-    noise = runner.noise
-    gate_noise = NoiseModel(gate_rules=noise.gate_rules) if noise is not None else None
-    iso = Runner(
-        Circuit(c.n_qubits, ops, global_phase=c.global_phase), backend=runner.backend,
-        noise=gate_noise, seed=runner.seed,
-    )  # fmt: skip
-    iso._own_aer = runner._own_aer  # the shared backend is the original runner's
+    # same backend and primitives (readout errors live in its noise model), same channels
+    iso = runner.twin(Circuit(c.n_qubits, ops, global_phase=c.global_phase))
     runner._isolated = (iso, occ)
     return iso, occ
 

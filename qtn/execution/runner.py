@@ -1,8 +1,12 @@
-"""Run qtn circuits on Qiskit Aer or any BackendV2 through the V2 primitives.
+"""Run qtn circuits through Qiskit's V2 primitives: Aer, fake and real IBM backends.
 
-One structure is transpiled once per (backend, optimization level); every
-(params, data) binding then goes into a single ``SamplerV2`` pub as a
-parameter array, so inputs are never re-transpiled.
+One structure is transpiled once per (backend, optimization level, layout) into
+an ISA circuit for the backend's target; every (params, data) binding then goes
+into a single sampler pub as a parameter array, so inputs are never
+re-transpiled. Any ``BaseSamplerV2`` runs it: Aer's, ``BackendSamplerV2`` for a
+``BackendV2`` that still has ``run``, or ``qiskit_ibm_runtime.SamplerV2`` in
+job, ``Session`` or ``Batch`` mode (real IBM devices have no ``backend.run``),
+and any ``BaseEstimatorV2`` gives Pauli expectation values.
 """
 
 from __future__ import annotations
@@ -12,20 +16,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from qtn.circuit import Barrier, Circuit, Discard, Measure, Noise, Reset
-from qtn.export import clbit_probabilities, parameter_values, to_qiskit
+from qtn.execution.aer_noise import to_aer_noise_model
+from qtn.export import (
+    clbit_probabilities,
+    counts_from_bits,
+    parameter_values,
+    pauli_to_qiskit,
+    to_qiskit,
+)
 from qtn.metrics import accuracy, class_probabilities
 from qtn.noise import NoiseModel
 
-__all__ = [
-    "run",
-    "RunResult",
-    "to_aer_noise_model",
-    "predict",
-    "score",
-    "Runner",
-]
+__all__ = ["run", "RunResult", "predict", "score", "Runner"]
 
 _TRANSPILED: dict = {}
+
+# qiskit-aer 0.18.2 binds parameter arrays wrongly into these gates when they carry
+# Parameters (measured against Statevector: errors of 0.01-0.04 in probabilities);
+# on Aer backends the Runner decomposes them before binding (exact, a few more gates)
+_AER_MISBINDS = frozenset({"cp", "crx", "cry", "crz", "cu", "cu1", "cu3"})
 
 
 @dataclass
@@ -35,8 +44,9 @@ class RunResult:
     Attributes
     ----------
     probs
-        (B, 2**n_clbits) outcome frequencies (clbit 0 most significant), or
-        (2**n_clbits,) for a single binding.
+        (B, 2**n_clbits) outcome frequencies, or (2**n_clbits,) for a single binding,
+        in **qtn's order**: clbit 0 is the most significant bit of the index, as in
+        qtn's simulated probabilities (``qtn.export.to_qiskit_order`` gives Qiskit's).
     bits
         (B, shots, n_clbits) sampled bits, column j = clbit j.
     shots
@@ -48,65 +58,36 @@ class RunResult:
     shots: int
 
     def counts(self, index: int = 0) -> dict[str, int]:
-        """Qiskit-style counts of binding ``index``, keys written clbit 0 first."""
-        b = self.bits[index]
-        keys, n = np.unique(b, axis=0, return_counts=True)
-        return {"".join(map(str, k)): int(c) for k, c in zip(keys, n)}
+        """Counts of binding ``index`` keyed as Qiskit writes them (clbit 0 rightmost).
+
+        Equal to ``result[0].data.c.get_counts()`` of the same samples.
+        """
+        return counts_from_bits(self.bits[index])
 
 
-def to_aer_noise_model(noise: NoiseModel, n_qubits: int | None = None):
-    """An Aer ``NoiseModel`` with the same channels and readout errors.
+def _backend_of(primitive):
+    """The backend a V2 primitive runs on, or None (runtime: ``backend()``; others: attributes)."""
+    b = getattr(primitive, "backend", None)
+    if callable(b) and not hasattr(b, "target"):
+        try:
+            b = b()
+        except Exception:  # a primitive whose backend() needs a service
+            b = None
+    if b is None:
+        b = getattr(primitive, "_backend", None)
+    return b if hasattr(b, "target") else None
 
-    Gate rules attach to the Qiskit instruction names of the exported gates
-    (``u3`` -> ``u``, others unchanged); a rule naming ``su4`` or ``unitary``
-    (which export as several instructions) raises, since no Aer rule matches it:
-    use ``run(..., noise=...)``, which inserts the channels into the circuit
-    exactly, instead. Rules and readout errors restricted to qtn qubits need
-    ``n_qubits`` to find their Qiskit qubits (``n_qubits - 1 - q``).
-    """
-    if not isinstance(noise, NoiseModel):
-        raise TypeError(f"noise must be a qtn.noise.NoiseModel, got {type(noise).__name__}")
-    from qiskit.quantum_info import Kraus
-    from qiskit_aer.noise import NoiseModel as AerNoiseModel
-    from qiskit_aer.noise import QuantumError
-    from qiskit_aer.noise import ReadoutError as AerReadoutError
 
-    from qtn.export import qiskit_matrix, qiskit_qubit
-    from qtn.export.qiskit import _DIRECT
-
-    n = n_qubits
-    aer = AerNoiseModel()
-    for rule in noise.gate_rules:
-        if rule.gates is None:
-            raise ValueError("a gate rule for all gates has no Aer equivalent; name the gates")
-        names = []
-        for g in sorted(rule.gates):
-            if g not in _DIRECT:
-                raise ValueError(
-                    f"gate {g!r} exports as several Qiskit instructions, so an Aer noise rule "
-                    "cannot match it; use qtn.execution.run(..., noise=...) instead"
-                )
-            names.append(_DIRECT[g])
-        err = QuantumError(Kraus([qiskit_matrix(k) for k in rule.channel.kraus]))
-        if rule.qubits is None:
-            aer.add_all_qubit_quantum_error(err, names)
+def _set_options(target, options: dict, where: str):
+    """Set (nested) options on a primitive's options object, naming unknown ones."""
+    for key, value in options.items():
+        if not hasattr(target, key):
+            raise ValueError(f"options: {where} has no option {key!r}")
+        current = getattr(target, key)
+        if isinstance(value, dict) and not isinstance(current, dict | type(None)):
+            _set_options(current, value, f"{where}.{key}")
         else:
-            if n is None:
-                raise ValueError("per-qubit noise rules need n_qubits")
-            if rule.channel.n_qubits != 1:
-                raise ValueError("per-qubit rules support 1-qubit channels only")
-            for q in sorted(rule.qubits):
-                aer.add_quantum_error(err, names, [qiskit_qubit(q, n)])
-    for qset, ro in noise.readout:
-        m = ro.matrix.T  # Aer: rows = true outcome, columns = read outcome
-        if qset is None:
-            aer.add_all_qubit_readout_error(AerReadoutError(m))
-        else:
-            if n is None:
-                raise ValueError("per-qubit readout errors need n_qubits")
-            for q in sorted(qset):
-                aer.add_readout_error(AerReadoutError(m), [qiskit_qubit(q, n)])
-    return aer
+            setattr(target, key, value)
 
 
 class Runner:
@@ -118,49 +99,90 @@ class Runner:
         A qtn circuit. Without measurements every qubit is measured at the end
         (qubit q into clbit q).
     backend
-        Any Qiskit ``BackendV2``; default ``AerSimulator()``.
+        Any Qiskit ``BackendV2``: ``AerSimulator``, a fake or real IBM backend.
+        Default: an ``AerSimulator`` qtn builds (with ``noise``'s readout errors).
+        A string such as ``"aer"`` is refused with a ``TypeError``.
+    sampler
+        Any ``BaseSamplerV2`` (for example ``qiskit_ibm_runtime.SamplerV2(mode=backend)``,
+        with a backend, ``Session`` or ``Batch`` as mode). Circuits are transpiled
+        for its backend's target (or ``backend``'s, when given). Default: Aer's
+        sampler for Aer backends, ``BackendSamplerV2`` otherwise.
+    estimator
+        Any ``BaseEstimatorV2`` for :meth:`expectation` (default: Aer's, or
+        ``BackendEstimatorV2``).
+    options
+        Options set on the sampler and estimator objects, nested as dicts
+        (``{"default_shots": 1000, "twirling": {"enable_gates": True}}``); an
+        option the primitive does not have raises.
     noise
         A :class:`qtn.noise.NoiseModel` (Aer backends only): its channels are
-        inserted as Kraus instructions, its readout errors form an Aer noise model.
-        Aer's gate fusion of Kraus instructions occasionally fails a binding
-        ("heevx ... eigensystem_hermitian", qiskit-aer issue #2455); on the Aer
-        backend qtn builds, such a job is rerun once with fusion off (exact,
-        slower). An ``AerSimulator`` you pass is used as given.
+        inserted as Kraus instructions, its readout errors form an Aer noise
+        model (composed per qubit in the order added, as in qtn). Aer's gate
+        fusion of Kraus instructions occasionally fails a binding ("heevx ...
+        eigensystem_hermitian", qiskit-aer issue #2455); on the Aer backend qtn
+        builds, such a job is rerun once with fusion off (exact, slower).
     optimization_level
         Passed to ``qiskit.transpile`` (default 1).
+    initial_layout
+        Passed to ``qiskit.transpile``: physical qubit of each qtn qubit.
     seed
         Seeds the transpiler and the simulator's sampling.
+
+    Examples
+    --------
+    >>> from qtn.circuit import Circuit
+    >>> r = Runner(Circuit(2).x(0), seed=1).run(shots=100)
+    >>> r.probs, r.counts()          # qtn order: index = c0 c1; Qiskit keys: c1 c0
+    (array([0., 0., 1., 0.]), {'01': 100})
     """
 
-    def __init__(self, circuit: Circuit, *, backend=None, noise=None, optimization_level=1,
-                 seed=None):  # fmt: skip
-        from qiskit import transpile
+    def __init__(self, circuit: Circuit, *, backend=None, sampler=None, estimator=None,
+                 options: dict | None = None, noise=None, optimization_level=1,
+                 initial_layout=None, seed=None):  # fmt: skip
+        from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
         from qiskit_aer import AerSimulator
 
         if not isinstance(circuit, Circuit):
             raise TypeError(f"circuit must be a qtn Circuit, got {type(circuit).__name__}")
+        if isinstance(backend, str):
+            raise TypeError(
+                f"backend must be a Qiskit BackendV2 object, got the string {backend!r}; use "
+                "backend=None (qtn builds an AerSimulator), qiskit_aer.AerSimulator(), a fake "
+                "or real IBM backend, or sampler=... for a runtime primitive"
+            )
+        if backend is not None and not hasattr(backend, "target"):
+            raise TypeError(f"backend must be a Qiskit BackendV2, got {type(backend).__name__}")
+        if sampler is not None and not isinstance(sampler, BaseSamplerV2):
+            raise TypeError(f"sampler must be a BaseSamplerV2, got {type(sampler).__name__}")
+        if estimator is not None and not isinstance(estimator, BaseEstimatorV2):
+            raise TypeError(f"estimator must be a BaseEstimatorV2, got {type(estimator).__name__}")
         if noise is not None and not isinstance(noise, NoiseModel):
             raise TypeError(f"noise must be a qtn.noise.NoiseModel, got {type(noise).__name__}")
+        self.base = circuit.snapshot()  # as given: the estimator's circuit
         circuit = circuit.copy()
         if not circuit.n_clbits:
             circuit.measure(list(range(circuit.n_qubits)), list(range(circuit.n_qubits)))
         self.circuit = circuit.snapshot()
         self.noise = noise
         self.seed = seed
-        is_aer = backend is None or isinstance(backend, AerSimulator)
+        self.options = dict(options or {})
+        self.optimization_level = optimization_level
+        self.initial_layout = None if initial_layout is None else list(initial_layout)
+        if backend is None and sampler is not None:
+            backend = _backend_of(sampler)
+        is_aer = (backend is None and sampler is None) or isinstance(backend, AerSimulator)
         # a backend built here is ours: its options may change (see _sample)
-        self._own_aer = backend is None
+        self._own_aer = backend is None and sampler is None
         if noise is not None and not is_aer:
             raise ValueError(
                 "noise= applies to Aer simulators only; a hardware or fake backend brings its "
                 "own noise"
             )
         n = circuit.n_qubits
-        if backend is None:
+        if self._own_aer:
             aer_noise = None
             if noise is not None and noise.readout:
-                ro_only = NoiseModel(readout=noise.readout)
-                aer_noise = to_aer_noise_model(ro_only, n)
+                aer_noise = to_aer_noise_model(NoiseModel(readout=noise.readout))
             # with noise, Aer's density-matrix method is exact per shot and fast at small n
             method = "density_matrix" if noise is not None and n <= 12 else "automatic"
             backend = AerSimulator(noise_model=aer_noise, method=method)
@@ -168,31 +190,84 @@ class Runner:
             raise ValueError("readout errors: pass backend=None so qtn builds the Aer backend")
         self.backend = backend
         self._is_aer = is_aer
+        self._user_sampler, self._user_estimator = sampler, estimator
         self._isolated = None  # parameter-shift twin, built on first use (finetune.py)
         self._check_support(circuit, noise)
         gate_noise = noise if noise is not None and noise.gate_rules else None
-        # the key covers the inserted channels; the backend object itself is checked
-        # on lookup (an id alone could be reused after garbage collection)
-        noisy = circuit if gate_noise is None else gate_noise.apply(circuit)
-        key = (noisy.structure_key(), id(backend), optimization_level)
-        cached = _TRANSPILED.get(key)
-        if cached is None or cached[0] is not backend:
-            tqc = transpile(
-                to_qiskit(noisy), backend, optimization_level=optimization_level,
-                seed_transpiler=seed,
-            )  # fmt: skip
-            cached = _TRANSPILED[key] = (backend, tqc)
-        self.transpiled = cached[1]
+        self._gate_noise = gate_noise
+        self.transpiled = self._transpile(circuit)
+        self._estimator_isa = None
         self._sampler = self._make_sampler()
+        self._estimator = None
+
+    def _transpile(self, circuit: Circuit):
+        """The ISA circuit of ``circuit`` (with the inserted channels), cached per structure."""
+        from qiskit import transpile
+
+        noisy = circuit if self._gate_noise is None else self._gate_noise.apply(circuit)
+        layout = None if self.initial_layout is None else tuple(self.initial_layout)
+        # the key covers the inserted channels; the backend object itself is checked on
+        # lookup (an id alone could be reused after garbage collection)
+        key = (noisy.structure_key(), id(self.backend), self.optimization_level, layout)
+        cached = _TRANSPILED.get(key)
+        if cached is None or cached[0] is not self.backend:
+            qc = to_qiskit(noisy)
+            symbolic = {op.name for op in noisy.ops if getattr(op, "is_symbolic", False)}
+            if self.backend is None:  # a primitive without a backend: no target to meet
+                tqc = qc
+            else:
+                if self._is_aer and symbolic & _AER_MISBINDS:
+                    qc = qc.decompose(gates_to_decompose=sorted(symbolic & _AER_MISBINDS))
+                tqc = transpile(
+                    qc, self.backend, optimization_level=self.optimization_level,
+                    initial_layout=self.initial_layout, seed_transpiler=self.seed,
+                )  # fmt: skip
+            cached = _TRANSPILED[key] = (self.backend, tqc)
+        return cached[1]
+
+    def twin(self, circuit: Circuit, *, initial_layout="same") -> Runner:
+        """A runner of another structure on this one's backend, primitives and options.
+
+        The gate rules of this runner's noise model are inserted into ``circuit``
+        too, and its readout errors stay in the shared backend.
+        """
+        noise = self.noise
+        gate_noise = NoiseModel(gate_rules=noise.gate_rules) if noise is not None else None
+        layout = self.initial_layout if initial_layout == "same" else initial_layout
+        twin = Runner(
+            circuit, backend=self.backend, sampler=self._user_sampler,
+            estimator=self._user_estimator, options=self.options, noise=gate_noise,
+            optimization_level=self.optimization_level, initial_layout=layout, seed=self.seed,
+        )  # fmt: skip
+        twin.noise = noise
+        twin._own_aer = self._own_aer  # the shared backend is the original runner's
+        return twin
+
+    @property
+    def measured_qubits(self) -> tuple[int, ...]:
+        """The physical qubit each clbit finally reads, in clbit order (the transpiled
+        circuit's final layout); readout mitigation calibrates exactly these."""
+        tqc = self.transpiled
+        found: dict[int, int] = {}
+        for inst in tqc.data:
+            if inst.operation.name == "measure":
+                found[tqc.find_bit(inst.clbits[0]).index] = tqc.find_bit(inst.qubits[0]).index
+        return tuple(found[j] for j in range(self.circuit.n_clbits))
 
     def _make_sampler(self):
-        if self._is_aer:
+        if self._user_sampler is not None:
+            sampler = self._user_sampler
+        elif self._is_aer:
             from qiskit_aer.primitives import SamplerV2
 
-            return SamplerV2.from_backend(self.backend, seed=self.seed)
-        from qiskit.primitives import BackendSamplerV2
+            sampler = SamplerV2.from_backend(self.backend, seed=self.seed)
+        else:
+            from qiskit.primitives import BackendSamplerV2
 
-        return BackendSamplerV2(backend=self.backend, options={"seed_simulator": self.seed})
+            sampler = BackendSamplerV2(backend=self.backend, options={"seed_simulator": self.seed})
+        if self.options:
+            _set_options(sampler.options, self.options, type(sampler).__name__ + ".options")
+        return sampler
 
     def _check_support(self, circuit, noise):
         target = getattr(self.backend, "target", None)
@@ -223,10 +298,7 @@ class Runner:
                 "dynamic circuits (no 'if_else'), so mid-circuit measurement is unsupported"
             )
 
-    def run(self, *, shots: int, params=None, data=None) -> RunResult:
-        """Sample every binding: ``params`` (P,) or (B, P), ``data`` (F,) or (B, F)."""
-        if not isinstance(shots, int | np.integer) or shots < 1:
-            raise ValueError(f"shots must be a positive integer, got {shots!r}")
+    def _bindings(self, params, data):
         c = self.circuit
         p = _as_batch("params", params, c.n_params)
         x = _as_batch("data", data, c.n_features)
@@ -234,31 +306,108 @@ class Runner:
         b = max(p.shape[0], x.shape[0])
         if p.shape[0] not in (1, b) or x.shape[0] not in (1, b):
             raise ValueError(f"params and data batch sizes differ: {p.shape[0]} vs {x.shape[0]}")
-        p = np.broadcast_to(p, (b, p.shape[1]))
-        x = np.broadcast_to(x, (b, x.shape[1]))
+        return np.broadcast_to(p, (b, p.shape[1])), np.broadcast_to(x, (b, x.shape[1])), single
+
+    def run(self, *, shots: int, params=None, data=None) -> RunResult:
+        """Sample every binding: ``params`` (P,) or (B, P), ``data`` (F,) or (B, F)."""
+        if not isinstance(shots, int | np.integer) or shots < 1:
+            raise ValueError(f"shots must be a positive integer, got {shots!r}")
+        p, x, single = self._bindings(params, data)
         params_ = self.transpiled.parameters
         pv = parameter_values(params_, p, x) if len(params_) else None
-        pub = (self.transpiled, pv, int(shots))
-        res = self._sample(pub)
+        res = self._sample([(self.transpiled, pv, int(shots))])[0]
         bits = res.data.c.to_bool_array(order="little")
-        bits = bits.reshape(-1, shots, c.n_clbits) if pv is not None else bits[None]
+        bits = bits.reshape(-1, shots, self.circuit.n_clbits) if pv is not None else bits[None]
         probs = clbit_probabilities(bits)
         if single:
             probs = probs[0]
         return RunResult(probs=probs, bits=bits.astype(np.uint8), shots=int(shots))
 
-    def _sample(self, pub):
+    def _sample(self, pubs):
         from qiskit_aer import AerError
 
         try:
-            return self._sampler.run([pub]).result()[0]
+            return self._sampler.run(pubs).result()
         except AerError as exc:
             if not (self._own_aer and "eigensystem_hermitian" in str(exc)):
                 raise
         # qiskit-aer #2455: Kraus gate fusion failed on a binding; rerun without fusion
         self.backend.set_options(fusion_enable=False)
         self._sampler = self._make_sampler()
-        return self._sampler.run([pub]).result()[0]
+        return self._sampler.run(pubs).result()
+
+    def expectation(self, observables, *, params=None, data=None,
+                    precision: float | None = None) -> np.ndarray:  # fmt: skip
+        """Expectation values of Pauli observables through the estimator, one job.
+
+        Parameters
+        ----------
+        observables
+            One observable or a list: a qtn Pauli string (letter i on qubit i, as in
+            ``Simulator.expectation``), a ``{qubit: letter}`` dict, or a Qiskit
+            ``SparsePauliOp``/``Pauli`` (Qiskit's labels, qubit 0 rightmost).
+            Qubit labels are the circuit's; the transpiled layout is applied here.
+        params, data
+            Bindings, as in :meth:`run`.
+        precision
+            Passed to the estimator (its default when None).
+
+        Returns
+        -------
+        numpy.ndarray
+            (B, n_observables), dropping axes of single bindings and single observables.
+        """
+        from qiskit.quantum_info import SparsePauliOp
+
+        if any(isinstance(op, Measure | Reset | Discard) for op in self.base.ops):
+            raise ValueError("expectation needs a circuit without measure, reset or discard")
+        single_obs = not isinstance(observables, list | tuple)
+        obs_list = [observables] if single_obs else list(observables)
+        n = self.base.n_qubits
+        ops = []
+        for o in obs_list:
+            if isinstance(o, str | dict):
+                ops.append(SparsePauliOp(pauli_to_qiskit(o, n)))
+            else:
+                ops.append(SparsePauliOp(o))
+            if ops[-1].num_qubits != n:
+                raise ValueError(f"observables: {o!r} acts on {ops[-1].num_qubits} qubits, the "
+                                 f"circuit has {n}")  # fmt: skip
+        if self._estimator_isa is None:
+            self._estimator_isa = self._transpile(self.base)
+        isa = self._estimator_isa
+        if isa.layout is not None:
+            ops = [op.apply_layout(isa.layout) for op in ops]
+        p, x, single = self._bindings(params, data)
+        prm = isa.parameters
+        pv = parameter_values(prm, p, x)[:, None, :] if len(prm) else None
+        obs = np.empty((1, len(ops)) if pv is not None else (len(ops),), dtype=object)
+        for i, o in enumerate(ops):  # (np.array would iterate into each SparsePauliOp)
+            obs.flat[i] = o
+        est = self._get_estimator()
+        res = est.run([(isa, obs, pv, precision)]).result()[0]
+        evs = np.asarray(res.data.evs, dtype=float).reshape(-1, len(ops))
+        if single:
+            evs = evs[0]
+        return evs[..., 0] if single_obs else evs
+
+    def _get_estimator(self):
+        if self._estimator is not None:
+            return self._estimator
+        if self._user_estimator is not None:
+            est = self._user_estimator
+        elif self._is_aer:
+            from qiskit_aer.primitives import EstimatorV2
+
+            est = EstimatorV2.from_backend(self.backend)
+            if self.seed is not None:
+                est.options.run_options = {**est.options.run_options, "seed_simulator": self.seed}
+        else:
+            from qiskit.primitives import BackendEstimatorV2
+
+            est = BackendEstimatorV2(backend=self.backend, options={"seed_simulator": self.seed})
+        self._estimator = est
+        return est
 
 
 def _as_batch(name, arr, need):
@@ -277,8 +426,8 @@ def _as_batch(name, arr, need):
 
 
 def run(circuit: Circuit, *, backend=None, shots: int, seed=None, noise=None, data=None,
-        params=None, optimization_level: int = 1) -> RunResult:  # fmt: skip
-    """Sample ``circuit`` on a Qiskit backend (default ``AerSimulator``).
+        params=None, optimization_level: int = 1, sampler=None) -> RunResult:  # fmt: skip
+    """Sample ``circuit`` on a Qiskit backend or sampler (default ``AerSimulator``).
 
     A convenience over :class:`Runner` (which to keep when running one
     structure repeatedly; transpiled circuits are cached either way).
@@ -291,8 +440,9 @@ def run(circuit: Circuit, *, backend=None, shots: int, seed=None, noise=None, da
     array([0.5, 0. , 0. , 0.5])
     """
     return Runner(
-        circuit, backend=backend, noise=noise, optimization_level=optimization_level, seed=seed
-    ).run(shots=shots, params=params, data=data)
+        circuit, backend=backend, sampler=sampler, noise=noise,
+        optimization_level=optimization_level, seed=seed,
+    ).run(shots=shots, params=params, data=data)  # fmt: skip
 
 
 def predict(runner: Runner, X, params, *, shots: int, n_classes: int = 2) -> np.ndarray:

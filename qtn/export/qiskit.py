@@ -1,72 +1,65 @@
 """Conversion between qtn circuits and ``qiskit.QuantumCircuit``.
 
-Qubit order. qtn follows quimb: qubit 0 is the most significant bit of a basis
-index, |q0 q1 ... q_{n-1}>. Qiskit is little-endian: its qubit 0 is the least
-significant bit. qtn qubit ``q`` therefore becomes Qiskit qubit ``n - 1 - q``
-(:func:`qiskit_qubit`), so that ``Statevector(to_qiskit(c)).data`` equals qtn's
-statevector entry by entry. A k-qubit matrix given big-endian on qtn qubits
-(a, b, ...) is appended with Qiskit qargs listed least significant first, i.e.
-the mapped qubits in reverse. Classical bits keep their numbers; measured
-outcomes are returned by :func:`clbit_probabilities` with clbit 0 as the most
-significant bit, like qtn's marginal probabilities. This module is the only
-place in qtn where the order is converted.
+Qubit labels are kept: qtn qubit q is Qiskit qubit q and clbit c is clbit c, so
+noise rules, readout qubits, layouts and measured qubits mean the same on both
+sides. Only the order of amplitude and probability indices differs (qtn puts
+qubit 0 most significant, Qiskit least); :mod:`qtn.export.order` converts it.
+Named gates take their qubits in the same order in both libraries (control
+first); explicit matrices (``unitary``, Kraus operators), big-endian in qtn,
+are appended with their qubits listed in reverse, which is Qiskit's reading of
+the same matrix.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from qtn.circuit import Barrier, Circuit, Discard, Feature, Measure, Noise, Reset, Trainable
+from qtn.circuit import (
+    GATES,
+    Barrier,
+    Circuit,
+    Discard,
+    Feature,
+    Measure,
+    Noise,
+    Reset,
+    Trainable,
+    kraus_channel,
+)
+from qtn.errors import ExportError
+from qtn.export.gates import DENSE_MAX_QUBITS, qiskit_gate_class, qiskit_name, qtn_gate
+from qtn.export.order import qiskit_matrix
 
-__all__ = [
-    "to_qiskit",
-    "from_qiskit",
-    "to_qasm3",
-    "clbit_probabilities",
-    "qiskit_qubit",
-    "qiskit_matrix",
-    "parameter_values",
-]
+__all__ = ["to_qiskit", "from_qiskit", "to_qasm3", "parameter_values"]
 
-# qtn gate name -> Qiskit QuantumCircuit method (same matrices; checked in tests)
-_DIRECT = {
-    "id": "id", "h": "h", "x": "x", "y": "y", "z": "z", "s": "s", "sdg": "sdg", "t": "t",
-    "tdg": "tdg", "sx": "sx", "sxdg": "sxdg", "rx": "rx", "ry": "ry", "rz": "rz", "p": "p",
-    "u3": "u", "cx": "cx", "cy": "cy", "cz": "cz", "swap": "swap", "iswap": "iswap",
-    "rzz": "rzz", "rxx": "rxx", "ryy": "ryy", "rzx": "rzx",
-}  # fmt: skip
-_FROM = {v: k for k, v in _DIRECT.items()} | {"u3": "u3", "u1": "p", "cnot": "cx"}
-
-
-def qiskit_qubit(q: int, n_qubits: int) -> int:
-    """The Qiskit qubit index of qtn qubit ``q`` (and back: the map is its own inverse)."""
-    return n_qubits - 1 - q
+# instructions with classical control flow: qtn has no equivalent
+_CONTROL_FLOW = {"if_else", "while_loop", "for_loop", "switch_case", "box", "break_loop",
+                 "continue_loop", "store"}  # fmt: skip
 
 
-def qiskit_matrix(m: np.ndarray) -> np.ndarray:
-    """A k-qubit matrix, big-endian on qtn qubits (a, b, ...), in Qiskit's order for
-    qargs listed as (qiskit_qubit(a), qiskit_qubit(b), ...) (first qarg least significant)."""
-    m = np.asarray(m)
-    k = int(round(np.log2(m.shape[0])))
-    perm = list(range(k - 1, -1, -1))
-    t = m.reshape((2,) * (2 * k)).transpose(perm + [p + k for p in perm])
-    return t.reshape(2**k, 2**k)
-
-
-def parameter_values(parameters, params, data) -> np.ndarray:
+def parameter_values(parameters, params, data, *, params_name: str = "theta",
+                     data_name: str = "x") -> np.ndarray:  # fmt: skip
     """Binding values for Qiskit ``parameters`` of an exported circuit, shape (B, len).
 
-    ``params`` (B, n_params) feed ``theta[i]`` and ``data`` (B, n_features) feed
-    ``x[j]``, the two vectors :func:`to_qiskit` creates; transpiled circuits keep
-    these parameter objects, in their own order.
+    ``params`` (B, n_params) feed ``params_name[i]`` and ``data`` (B, n_features)
+    feed ``data_name[j]``, the two vectors :func:`to_qiskit` creates; transpiled
+    circuits keep these parameter objects, in their own order.
+
+    Examples
+    --------
+    >>> qc = to_qiskit(Circuit(1).ry(Trainable(0), 0).rz(Feature(0), 0))
+    >>> parameter_values(qc.parameters, [0.5], [0.25])
+    array([[0.5 , 0.25]])
     """
     p, x = np.atleast_2d(params), np.atleast_2d(data)
     cols = []
     for prm in parameters:
         vec = getattr(prm, "vector", None)
-        if vec is None or vec.name not in ("theta", "x"):
-            raise ValueError(f"parameter {prm} is not from qtn's export (theta[i] or x[j])")
-        cols.append((p if vec.name == "theta" else x)[:, prm.index])
+        if vec is None or vec.name not in (params_name, data_name):
+            raise ValueError(
+                f"parameter {prm} is not from qtn's export ({params_name}[i] or {data_name}[j])"
+            )
+        cols.append((p if vec.name == params_name else x)[:, prm.index])
     return np.stack(cols, axis=-1) if cols else np.zeros((max(len(p), len(x)), 0))
 
 
@@ -83,8 +76,9 @@ def _angle(a, theta, x, values_p, values_x):
     return a.scale * base + a.offset
 
 
-def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str | None = None):
-    """A ``qiskit.QuantumCircuit`` equal to ``circuit``.
+def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str | None = None,
+              params_name: str = "theta", data_name: str = "x"):  # fmt: skip
+    """A ``qiskit.QuantumCircuit`` equal to ``circuit``, qubit labels kept.
 
     Parameters
     ----------
@@ -92,8 +86,8 @@ def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str
         The qtn circuit.
     params, data
         Optional values that bind the trainable / data-bound angles at export.
-        Unbound angles become ``ParameterVector("theta", n_params)`` and
-        ``ParameterVector("x", n_features)`` expressions, so one exported
+        Unbound angles become ``ParameterVector(params_name, n_params)`` and
+        ``ParameterVector(data_name, n_features)`` expressions, so one exported
         template serves every input.
     noise
         A :class:`qtn.noise.NoiseModel` whose channels are inserted as
@@ -101,17 +95,25 @@ def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str
         instructions and are left to the backend's noise model).
     name
         The circuit's name.
+    params_name, data_name
+        Names of the two ``ParameterVector``\\ s: give each exported circuit its own
+        to compose them (Qiskit refuses two parameters of one name).
 
-    Measure becomes ``measure`` into the classical register ``"c"`` (mid-circuit
-    measurements make a dynamic circuit), reset and discard become ``reset``,
-    and SU(4) blocks become u . (rxx ryy rzz) . u in standard gates.
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        qtn qubit q is Qiskit qubit q. Measure becomes ``measure`` into the
+        classical register ``"c"`` (mid-circuit measurements make a dynamic
+        circuit), reset and discard become ``reset``, SU(4) blocks become
+        u . (rxx ryy rzz) . u, a gate registered outside Qiskit's standard
+        library becomes a ``unitary`` once its angles are bound.
 
     Examples
     --------
     >>> from qtn.circuit import Circuit, Feature
     >>> qc = to_qiskit(Circuit(2).ry(Feature(0), 0).cx(0, 1).measure(1, 0))
-    >>> [p.name for p in qc.parameters], qc.num_clbits
-    (['x[0]'], 1)
+    >>> [p.name for p in qc.parameters], qc.num_clbits, qc.data[1].qubits[0]._index
+    (['x[0]'], 1, 0)
     """
     from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
     from qiskit.circuit import ParameterVector
@@ -123,6 +125,8 @@ def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str
         raise ValueError(f"params has length {len(params)}; the circuit needs {circuit.n_params}")
     if data is not None and len(data) < circuit.n_features:
         raise ValueError(f"data has length {len(data)}; the circuit needs {circuit.n_features}")
+    if params_name == data_name:
+        raise ValueError(f"params_name and data_name must differ, both are {params_name!r}")
     if noise is not None:
         circuit = noise.apply(circuit)
     n = circuit.n_qubits
@@ -130,27 +134,27 @@ def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str
     if circuit.n_clbits:
         regs.append(ClassicalRegister(circuit.n_clbits, "c"))
     qc = QuantumCircuit(*regs, name=name or "qtn", global_phase=circuit.global_phase)
-    theta = ParameterVector("theta", circuit.n_params) if params is None else None
-    x = ParameterVector("x", circuit.n_features) if data is None else None
+    theta = ParameterVector(params_name, circuit.n_params) if params is None else None
+    x = ParameterVector(data_name, circuit.n_features) if data is None else None
 
-    def qq(q):
-        return qiskit_qubit(q, n)
-
-    for op in circuit.ops:
+    for pos, op in enumerate(circuit.ops):
         if isinstance(op, Barrier):
-            qc.barrier([qq(q) for q in op.qubits])
+            qc.barrier(list(op.qubits))
         elif isinstance(op, Measure):
-            qc.measure(qq(op.qubit), op.clbit)
+            qc.measure(op.qubit, op.clbit)
         elif isinstance(op, Reset | Discard):
-            qc.reset(qq(op.qubit))
+            qc.reset(op.qubit)
         elif isinstance(op, Noise):
-            qc.append(Kraus(list(op.channel.kraus)), [qq(q) for q in reversed(op.qubits)])
+            qc.append(Kraus(list(op.channel.kraus)), list(reversed(op.qubits)))
         elif op.name == "unitary":
-            qc.unitary(op.matrix, [qq(q) for q in reversed(op.qubits)])
+            qc.unitary(op.matrix, list(reversed(op.qubits)))
         else:
             ang = [_angle(a, theta, x, params, data) for a in op.angles]
-            if op.name == "su4":  # k1 . exp(i(a XX + b YY + c ZZ)) . k2, k2 first in time
-                a, b = qq(op.qubits[0]), qq(op.qubits[1])
+            qname = qiskit_name(op.name)
+            if qname is not None:
+                qc.append(qiskit_gate_class(qname)(*ang), list(op.qubits))
+            elif op.name == "su4":  # k1 . exp(i(a XX + b YY + c ZZ)) . k2, k2 first in time
+                a, b = op.qubits
                 qc.u(*ang[9:12], a)
                 qc.u(*ang[12:15], b)
                 qc.rxx(-2 * ang[6], a, b)
@@ -158,28 +162,127 @@ def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str
                 qc.rzz(-2 * ang[8], a, b)
                 qc.u(*ang[0:3], a)
                 qc.u(*ang[3:6], b)
+            elif all(isinstance(v, float) for v in ang):
+                m = np.asarray(GATES[op.name].matrix(*ang), dtype=complex)
+                qc.unitary(m, list(reversed(op.qubits)), label=op.name)
             else:
-                getattr(qc, _DIRECT[op.name])(*ang, *[qq(q) for q in op.qubits])
+                raise ValueError(
+                    f"operation {pos}: gate {op.name!r} is not in Qiskit's standard library; "
+                    "bind its angles (params=, data=) to export it as a unitary"
+                )
     return qc
 
 
-def to_qasm3(circuit: Circuit, **kwargs) -> str:
-    """OpenQASM 3 text of ``to_qiskit(circuit, **kwargs)`` through ``qiskit.qasm3.dumps``."""
+def to_qasm3(circuit: Circuit, *, drop_noise: bool = False, **kwargs) -> str:
+    """OpenQASM 3 text of ``to_qiskit(circuit, **kwargs)`` through ``qiskit.qasm3.dumps``.
+
+    OpenQASM 3 has no noise channels: a circuit with :class:`~qtn.circuit.Noise`
+    operations (or ``noise=`` with gate rules) raises :class:`qtn.errors.ExportError`
+    (a ``ValueError``) unless ``drop_noise=True``, which exports it without them.
+
+    Examples
+    --------
+    >>> to_qasm3(Circuit(1).h(0)).splitlines()[0]
+    'OPENQASM 3.0;'
+    """
     from qiskit import qasm3
 
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"circuit must be a qtn Circuit, got {type(circuit).__name__}")
+    noise = kwargs.pop("noise", None)
+    has_noise = any(isinstance(op, Noise) for op in circuit.ops) or bool(
+        noise is not None and noise.gate_rules
+    )
+    if has_noise and not drop_noise:
+        raise ExportError(
+            "to_qasm3: OpenQASM 3 cannot express noise channels (Kraus operators), and this "
+            "circuit has some; pass drop_noise=True to export it without them"
+        )
+    if has_noise:
+        ops = [op for op in circuit.ops if not isinstance(op, Noise)]
+        circuit = Circuit(circuit.n_qubits, ops, global_phase=circuit.global_phase)
     return qasm3.dumps(to_qiskit(circuit, **kwargs))
 
 
-def from_qiskit(qc) -> tuple[Circuit, list]:
-    """A qtn circuit from a ``QuantumCircuit``, and the Qiskit parameters in slot order.
+class _Slots:
+    """Qiskit parameters -> qtn angle slots (trainable, or data-bound for the data vector)."""
 
-    Supported: the registered gates of :data:`qtn.circuit.GATES` under their
-    Qiskit names (``u``/``u3``, ``p``/``u1``), ``unitary``, parameter-free gates
-    (as exact unitaries), ``measure``, ``reset`` and ``barrier``; the global
-    phase is kept. Each distinct Qiskit ``Parameter`` becomes a trainable slot, in
-    ``qc.parameters`` order (returned as the second value); an angle must be
-    linear in one parameter, ``scale * p + offset``. Anything else raises a
-    ``ValueError`` naming the instruction and its position.
+    def __init__(self, parameters, params_name, data_name):
+        self.trainable: dict = {}
+        self.feature: dict = {}
+        vec_len = 0
+        free = []
+        for p in parameters:
+            vec = getattr(p, "vector", None)
+            if vec is not None and data_name is not None and vec.name == data_name:
+                self.feature[p] = p.index
+            elif vec is not None and params_name is not None and vec.name == params_name:
+                self.trainable[p] = p.index
+                vec_len = max(vec_len, len(vec))
+                self._vector = vec
+            else:
+                free.append(p)
+        self.n_vector = vec_len
+        self.free = free
+        for j, p in enumerate(free):
+            self.trainable[p] = vec_len + j
+
+    def qiskit_parameters(self) -> list:
+        vec = [self._vector[i] for i in range(self.n_vector)] if self.n_vector else []
+        return vec + self.free
+
+    def angle(self, a, where):
+        from qiskit.circuit import ParameterExpression
+
+        if not isinstance(a, ParameterExpression) or not a.parameters:
+            return float(a)
+        if len(a.parameters) != 1:
+            raise ValueError(
+                f"{where}: angle {a} depends on {len(a.parameters)} parameters; qtn angles are "
+                "scale * parameter + offset"
+            )
+        (p,) = a.parameters
+        scale = a.gradient(p)
+        if isinstance(scale, ParameterExpression) and scale.parameters:
+            raise ValueError(f"{where}: angle {a} is not linear in {p}")
+        scale, offset = float(np.real(complex(scale))), float(a.bind({p: 0.0}))
+        if p in self.feature:
+            return Feature(self.feature[p], scale=scale, offset=offset)
+        return Trainable(self.trainable[p], scale=scale, offset=offset)
+
+
+def from_qiskit(qc, *, params: str | None = "theta", data: str | None = "x"):
+    """A qtn circuit from a ``QuantumCircuit``, qubit labels kept, and its trainable parameters.
+
+    Parameters
+    ----------
+    qc
+        The Qiskit circuit. Every gate of Qiskit's standard library imports (as a
+        registered qtn gate, or through its Qiskit definition); so do
+        ``unitary`` (any size), ``kraus`` (as a noise channel), ``measure``,
+        ``reset``, ``barrier``, ``delay`` (dropped: the identity in qtn's model)
+        and ``global_phase``. Any other instruction is decomposed through its
+        Qiskit definition until supported; one without a definition becomes a
+        dense matrix up to :data:`~qtn.export.gates.DENSE_MAX_QUBITS` qubits,
+        beyond which a ``ValueError`` names it and suggests ``transpile``.
+        Classical control flow (``if_else``, loops) is refused.
+    params, data
+        Names of ``ParameterVector``\\ s: elements ``params[i]`` become trainable
+        slot i, elements ``data[j]`` become data slots (:class:`~qtn.circuit.Feature`
+        j), so qtn -> Qiskit -> qtn keeps the split (the defaults are
+        :func:`to_qiskit`'s names). Every other ``Parameter`` becomes a trainable
+        slot after the vector's, in ``qc.parameters`` order.
+
+    Returns
+    -------
+    circuit : qtn.circuit.Circuit
+        The global phase is kept (in [-pi, pi)), including those of decomposed
+        definitions and ``global_phase`` instructions; a parameterised global
+        phase raises (bind it first).
+    parameters : list
+        The Qiskit parameter of each trainable slot, in slot order.
+
+    Angles must be linear in one parameter, ``scale * p + offset``.
 
     Examples
     --------
@@ -187,77 +290,84 @@ def from_qiskit(qc) -> tuple[Circuit, list]:
     >>> from qiskit.circuit import Parameter
     >>> qc = QuantumCircuit(2)
     >>> _ = qc.ry(2 * Parameter("a"), 0)
-    >>> _ = qc.cx(0, 1)
-    >>> c, params = from_qiskit(qc)
-    >>> c.n_params, [p.name for p in params]
-    (1, ['a'])
+    >>> _ = qc.crx(0.3, 0, 1)
+    >>> c, prms = from_qiskit(qc)
+    >>> c.n_params, [p.name for p in prms], [op.name for op in c.ops]
+    (1, ['a'], ['ry', 'crx'])
     """
     from qiskit import QuantumCircuit
-    from qiskit.quantum_info import Operator
 
     if not isinstance(qc, QuantumCircuit):
         raise TypeError(f"qc must be a qiskit.QuantumCircuit, got {type(qc).__name__}")
-    n = qc.num_qubits
-    params = list(qc.parameters)
-    slot = {p: i for i, p in enumerate(params)}
-    phase = qc.global_phase
-    if not isinstance(phase, int | float) and getattr(phase, "parameters", None):
-        raise ValueError("qc: a parameterised global phase is not supported; bind it first")
-    c = Circuit(n, global_phase=float(phase))
+    slots = _Slots(qc.parameters, params, data)
+    c = Circuit(qc.num_qubits)
+    phase = _import_body(c, qc, list(range(qc.num_qubits)), list(range(qc.num_clbits)), slots, "")
+    c.global_phase = float((phase + np.pi) % (2 * np.pi) - np.pi)  # in [-pi, pi)
+    return c, slots.qiskit_parameters()
+
+
+def _phase(value, where) -> float:
+    from qiskit.circuit import ParameterExpression
+
+    if isinstance(value, ParameterExpression) and value.parameters:
+        raise ValueError(f"{where}: a parameterised global phase ({value}) is not supported; "
+                         "bind its parameters first")  # fmt: skip
+    return float(value)
+
+
+def _import_body(c, qc, qmap, cmap, slots, prefix) -> float:
+    """Append ``qc``'s instructions to ``c`` (qubits through ``qmap``); returns the phase."""
+    from qiskit.quantum_info import Operator
+
+    phase = _phase(qc.global_phase, f"{prefix or 'qc'}")
     for pos, inst in enumerate(qc.data):
         op, name = inst.operation, inst.operation.name
-        qubits = [qiskit_qubit(qc.find_bit(q).index, n) for q in inst.qubits]
+        qubits = [qmap[qc.find_bit(q).index] for q in inst.qubits]
+        clbits = [cmap[qc.find_bit(b).index] for b in inst.clbits]
+        where = f"instruction {prefix}{pos} ({name!r} on qubits {qubits})"
+        if name in _CONTROL_FLOW or getattr(op, "condition", None) is not None:
+            raise ValueError(f"unsupported instruction {name!r} at {where}: classical control "
+                             "flow has no qtn equivalent")  # fmt: skip
         if name == "barrier":
             c.barrier(qubits)
         elif name == "measure":
-            c.measure(qubits[0], qc.find_bit(inst.clbits[0]).index)
+            c.measure(qubits[0], clbits[0])
         elif name == "reset":
             c.reset(qubits[0])
-        elif name in _FROM:
-            angles = [_from_angle(a, slot, name, pos) for a in op.params]
-            c.gate(_FROM[name], *angles, *qubits)
-        elif name == "unitary" or (not op.params and hasattr(op, "to_matrix")):
-            m = np.asarray(Operator(op).data)
-            c.unitary(m, list(reversed(qubits)))  # qiskit matrix is little-endian
+        elif name == "delay":
+            continue
+        elif name == "global_phase":
+            phase += _phase(op.params[0], where)
+        elif name == "unitary":
+            c.unitary(np.asarray(Operator(op).data), list(reversed(qubits)))
+        elif name == "kraus":
+            ops = [qiskit_matrix(np.asarray(k)) for k in op.params]
+            c.noise(kraus_channel(ops), qubits)
+        elif (known := qtn_gate(name)) is not None:
+            qname, angle_map = known
+            angles = [slots.angle(a, where) for a in op.params]
+            c.gate(qname, *angle_map(*angles), *qubits)
+        elif op.definition is not None:
+            sub = op.definition
+            phase += _import_body(c, sub, qubits, clbits, slots, f"{prefix}{pos}.")
+        elif op.num_qubits <= DENSE_MAX_QUBITS and _numeric(op.params) and not op.num_clbits:
+            try:
+                m = np.asarray(Operator(op).data)
+            except Exception as exc:  # Qiskit raises several types for "no matrix"
+                raise ValueError(f"unsupported instruction {name!r} at {where}: it has neither "
+                                 f"a definition nor a matrix ({exc})") from None  # fmt: skip
+            c.unitary(m, list(reversed(qubits)))
         else:
             raise ValueError(
-                f"unsupported instruction {name!r} at position {pos} on qubits "
-                f"{[qc.find_bit(q).index for q in inst.qubits]}; supported: standard gates, "
-                "unitary, measure, reset, barrier"
+                f"unsupported instruction {name!r} at {where}: it has no Qiskit definition to "
+                f"decompose, and a dense matrix is allowed up to {DENSE_MAX_QUBITS} qubits "
+                f"(it acts on {op.num_qubits}) with bound parameters; decompose it first, "
+                "e.g. qiskit.transpile(qc, basis_gates=['u', 'cx'])"
             )
-    return c, params
+    return phase
 
 
-def _from_angle(a, slot, name, pos):
+def _numeric(values) -> bool:
     from qiskit.circuit import ParameterExpression
 
-    if not isinstance(a, ParameterExpression):
-        return float(a)
-    if not a.parameters:
-        return float(a)
-    if len(a.parameters) != 1:
-        raise ValueError(
-            f"instruction {pos} ({name!r}): angle {a} depends on {len(a.parameters)} "
-            "parameters; qtn angles are scale * parameter + offset"
-        )
-    (p,) = a.parameters
-    scale = a.gradient(p)
-    if isinstance(scale, ParameterExpression) and scale.parameters:
-        raise ValueError(f"instruction {pos} ({name!r}): angle {a} is not linear in {p}")
-    offset = float(a.bind({p: 0.0}))
-    return Trainable(slot[p], scale=float(scale), offset=offset)
-
-
-def clbit_probabilities(bits: np.ndarray) -> np.ndarray:
-    """Outcome frequencies of sampled classical bits, big-endian in clbit number.
-
-    ``bits`` has shape (..., shots, n_clbits) with column j holding clbit j
-    (``BitArray.to_bool_array(order="little")``); the result has shape
-    (..., 2**n_clbits) with clbit 0 as the most significant bit.
-    """
-    bits = np.asarray(bits, dtype=np.int64)
-    k = bits.shape[-1]
-    idx = bits @ (1 << np.arange(k - 1, -1, -1))
-    flat = idx.reshape(-1, idx.shape[-1])
-    counts = np.stack([np.bincount(row, minlength=2**k) for row in flat])
-    return (counts / idx.shape[-1]).reshape(*idx.shape[:-1], 2**k)
+    return not any(isinstance(v, ParameterExpression) and v.parameters for v in values)
