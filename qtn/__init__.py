@@ -61,7 +61,8 @@ _LAZY = {
     # simulation, noise, Qiskit
     "simulate": "qtn.simulation",
     "NoiseModel": "qtn.noise",
-    "to_qiskit": "qtn.export",
+    "to_qiskit": "qtn.compilation",
+    "compile": "qtn.compilation",
     "from_qiskit": "qtn.export",
     "run": "qtn.execution",
     "finetune": "qtn.execution",
@@ -84,6 +85,7 @@ _SUBMODULES = (
     "simulation",
     "noise",
     "export",
+    "compilation",
     "execution",
     "metrics",
     "errors",
@@ -110,6 +112,7 @@ def __dir__():
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from qtn import (
         circuit,
+        compilation,
         data,
         errors,
         estimators,
@@ -135,7 +138,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from qtn.estimators import MPSClassifier
     from qtn.execution import finetune, run
-    from qtn.export import from_qiskit, to_qiskit
+    from qtn.compilation import compile, to_qiskit
+    from qtn.export import from_qiskit
     from qtn.features import (
         FeatureMap,
         angle_encoding,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 
 from qtn.compilation.exact import compile_exact
+from qtn.compilation.models import CompiledClassifier, compile_classifier, to_qiskit
 from qtn.compilation.report import (
     CompileReport,
     circuit_fidelity,
@@ -31,6 +32,9 @@ from qtn.compilation.targets import as_mps, from_dense
 
 __all__ = [
     "compile",
+    "to_qiskit",
+    "CompiledClassifier",
+    "compile_classifier",
     "CompileReport",
     "METHODS",
     "as_mps",
@@ -58,7 +62,11 @@ def compile(target, method: str = "exact", **options):  # noqa: A001 - the pipel
     **options
         ``exact``: ``reuse`` (bool, run on k + 1 qubits with measure/reset),
         ``max_bond`` (truncate the target first; the report says what that cost),
-        ``seed``.
+        ``max_qubits`` (refuse a circuit wider than this), ``seed``.
+        ``layers``: ``n_layers``, ``target_fidelity``, ``max_bond``, ``cutoff``.
+        ``aqc``: ``ansatz`` ("staircase", "brickwork" or a circuit), ``n_layers``,
+        ``initial_params``, ``initial`` (a circuit to start from), ``target_fidelity``,
+        ``max_layers``, ``optimizer`` ("lbfgs" or an optax transform), ``maxiter``.
 
     Returns
     -------
@@ -88,7 +96,10 @@ def compile(target, method: str = "exact", **options):  # noqa: A001 - the pipel
     return compile_aqc(mps, t0=t0, **options)
 
 
-def _exact(mps, t0, *, reuse: bool = False, max_bond: int | None = None, seed: int = 0):
+def _exact(mps, t0, *, reuse: bool = False, max_bond: int | None = None,
+           max_qubits: int | None = None, seed: int = 0):  # fmt: skip
+    from qtn.compilation.exact import bond_qubits
+
     notes = []
     if max_bond is not None:
         from qtn.models import move_center
@@ -101,6 +112,15 @@ def _exact(mps, t0, *, reuse: bool = False, max_bond: int | None = None, seed: i
         target_for_circuit = as_mps(_renorm(truncated), name="truncated target")
     else:
         target_for_circuit = mps
+    if max_qubits is not None:
+        k = bond_qubits(target_for_circuit)
+        need = k + 1 if reuse else mps.n_sites
+        if need > max_qubits:
+            raise ValueError(
+                f"max_qubits={max_qubits}: the exact circuit of this target needs {need} qubits "
+                f"(bond dimension up to 2^{k}{', reused' if reuse else ''}); "
+                "truncate it (max_bond=...), use reuse=True, or method='layers'/'aqc'"
+            )
     circuit, params, k = compile_exact(target_for_circuit, reuse=False, seed=seed)
     fidelity = circuit_fidelity(circuit, params, mps)
     unrolled = circuit

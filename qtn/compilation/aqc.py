@@ -19,9 +19,14 @@ Rudolph et al., arXiv:2208.13673, arXiv:2209.00595).
   layers starting at the identity. A qtn or Qiskit parameterised circuit is
   taken as given (with ``initial_params``), and ``initial`` (any circuit)
   becomes an ansatz of SU(4) blocks with its own angles as the start.
-- **Depth growth.** With ``target_fidelity``, layers are added (each starting as
-  the identity, so F never drops) until the target or ``max_layers``; a target
-  out of reach returns the best circuit with a warning, never a loop.
+- **Iterative growth** (staircase, ``growth="iterative"``, the default): as in
+  Rudolph et al. (arXiv:2209.00595), optimise one layer, then prepend Ran's
+  analytic layer of the residual state C(theta)^dagger |psi> (acting first, on
+  |0>) and optimise everything again, up to ``n_layers``; ``growth="none"``
+  optimises Ran's ``n_layers`` layers once. Brickwork layers grow as identities.
+- **Depth growth to a target.** With ``target_fidelity``, layers are added until
+  the target or ``max_layers``; a target out of reach returns the best circuit
+  with a warning, never a loop.
 """
 
 from __future__ import annotations
@@ -144,10 +149,13 @@ def compile_aqc(
     tol: float = 1e-12,
     contraction_optimizer="auto-hq",
     max_memory=None,
+    growth: str = "iterative",
     seed: int = 0,
     verbose: int = 0,
 ):
     """Optimise an ansatz against ``mps``; see the module docstring for every option."""
+    if growth not in ("iterative", "none"):
+        raise ValueError(f"growth must be 'iterative' or 'none', got {growth!r}")
     t0 = time.perf_counter() if t0 is None else t0
     n = mps.n_sites
     if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
@@ -160,14 +168,22 @@ def compile_aqc(
     if target_fidelity is None:
         max_layers = n_layers
     notes, history = [], []
-    circuit, x0, growable = _initial_ansatz(mps, ansatz, n_layers, initial, initial_params, seed)
-    layers_used = n_layers
+    iterative = growth == "iterative" and isinstance(ansatz, str) and ansatz == "staircase"
+    iterative = iterative and initial is None
+    start_layers = 1 if iterative else n_layers
+    circuit, x0, growable = _initial_ansatz(mps, ansatz, start_layers, initial, initial_params,
+                                            seed)  # fmt: skip
+    layers_used = start_layers
     while True:
         vg, fid = overlap_objective(circuit, mps, optimizer=contraction_optimizer,
                                     max_memory=max_memory)  # fmt: skip
         x = _optimise(vg, x0, optimizer=optimizer, maxiter=maxiter, tol=tol, history=history,
                       t0=t0, verbose=verbose)  # fmt: skip
         fidelity = fid(x)
+        if iterative and layers_used < n_layers:
+            circuit, x0 = _prepend_mpd(mps, circuit, x, seed + layers_used)
+            layers_used += 1
+            continue
         if target_fidelity is None or fidelity >= target_fidelity:
             break
         if not growable or layers_used >= max_layers:
@@ -176,9 +192,12 @@ def compile_aqc(
             notes.append(msg)
             warnings.warn(msg, UserWarning, stacklevel=3)
             break
-        # brickwork_layout starts with the even pairs, so the first prepended layer is odd
-        parity = (layers_used - n_layers + 1) % 2
-        circuit, x0 = _grow(circuit, x, ansatz, parity)
+        if iterative or ansatz == "staircase":
+            circuit, x0 = _prepend_mpd(mps, circuit, x, seed + layers_used)
+        else:
+            # brickwork_layout starts with the even pairs, so the first prepended layer is odd
+            parity = (layers_used - n_layers + 1) % 2
+            circuit, x0 = _grow(circuit, x, ansatz, parity)
         layers_used += 1
         notes.append(f"grew to {layers_used} layers")
     report = CompileReport(
@@ -230,6 +249,31 @@ def _initial_ansatz(mps, ansatz, n_layers, initial, initial_params, seed):
                 f"initial_params must be {ansatz.n_params} finite values, got shape {p.shape}"
             )
     return ansatz, p, False
+
+
+def _prepend_mpd(mps: MPS, circuit: Circuit, x, seed: int):
+    """Ran's analytic layer of the residual C(x)^dagger |psi>, prepended (acting first)."""
+    from qtn.compilation.layers import mpd_layer, residual, su4_circuit
+
+    layer = mpd_layer(residual(mps, circuit, x), seed=seed)
+    head, head_params = su4_circuit(circuit.n_qubits, [layer])
+    # the layer's one-qubit gate (on qubit 0) stays a u3 of its own between the two parts
+    new = Circuit(circuit.n_qubits, global_phase=(head.global_phase + circuit.global_phase))
+    shift = len(head_params)
+    new.extend(head.ops)
+    for op in circuit.ops:
+        new.append(_shift_params(op, shift))
+    return new, np.concatenate([head_params, x])
+
+
+def _shift_params(op, shift: int):
+    from dataclasses import replace
+
+    if not isinstance(op, Gate):
+        return op
+    angles = tuple(replace(a, index=a.index + shift) if isinstance(a, Trainable) else a
+                   for a in op.angles)  # fmt: skip
+    return replace(op, angles=angles)
 
 
 def _grow(circuit: Circuit, x, ansatz, parity: int):

@@ -207,6 +207,35 @@ class MPSClassifier(TNClassifier):
 
     # ------------------------------------------------------------------ interop
 
+    def to_circuit(self, method: str = "exact", *, reuse: bool = False, X=None, y=None,
+                   **options):  # fmt: skip
+        """Compile the trained classifier to circuits (one overlap test per class).
+
+        The compiled model realises the Born rule of the amplitudes; see
+        :mod:`qtn.compilation.models` for the construction and its cost. ``X, y``
+        (test data) put the compiled and the classical accuracy in the report;
+        ``options`` go to :func:`qtn.compile` for each class state.
+
+        Returns
+        -------
+        qtn.compilation.models.CompiledClassifier
+            ``.predict(X)``, ``.predict_proba(X)``, ``.circuits``, ``.report``,
+            ``.to_qiskit()``.
+        """
+        from qtn.compilation.models import compile_classifier
+
+        check_is_fitted(self)
+        if self._fmap().name != "trigonometric":
+            raise ValueError(
+                f"to_circuit encodes pixels with RY(pi x), the trigonometric feature map; "
+                f"this model uses feature_map={self.feature_map!r}"
+            )
+        return compile_classifier(
+            self.params_.network, self.classes_, method=method, reuse=reuse,
+            transform=lambda Z: self._transform(self._check_X(Z)), X=X, y=y,
+            classical_predict=self.predict, **options,
+        )  # fmt: skip
+
     def to_quimb(self, *, per_class: bool = False):
         """The trained MPS as quimb ``MatrixProductState`` (see :func:`qtn.models.to_quimb`)."""
         from qtn.models import to_quimb

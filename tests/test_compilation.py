@@ -1,0 +1,185 @@
+"""Compilation against independent oracles: dense states, qiskit.quantum_info, the density-matrix
+simulator, finite differences and Aer."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from qiskit.quantum_info import Statevector
+
+import qtn
+from qtn.circuit import Circuit, brickwork
+from qtn.compilation import circuit_fidelity, compile
+from qtn.compilation.aqc import overlap_objective
+from qtn.export import to_qiskit
+from qtn.export.order import from_qiskit_order
+from qtn.models import init_mps, random_mps, to_dense
+from qtn.simulation import simulate, statevector
+
+pytestmark = pytest.mark.filterwarnings("ignore:Couldn't import `kahypar`")
+
+
+def _fid(psi, vec):
+    return abs(np.vdot(to_dense(psi), vec)) ** 2
+
+
+@pytest.mark.parametrize("chi", [2, 4, 8])
+def test_exact_reproduces_random_mps(chi):
+    psi = random_mps(chi, 7, chi, complex=True)
+    circuit, report = compile(psi, method="exact")
+    assert report.fidelity > 1 - 1e-10
+    assert _fid(psi, statevector(circuit, report.params)) > 1 - 1e-10  # dense oracle
+    bound = to_qiskit(circuit, params=report.params)
+    assert _fid(psi, from_qiskit_order(Statevector(bound).data)) > 1 - 1e-10  # Qiskit
+    assert report.n_qubits == 7 and report.n_params == circuit.n_params > 0
+    assert {op.name for op in circuit.ops} <= {"cx", "u3"}
+
+
+@pytest.mark.parametrize("chi,per_block", [(2, 2), (4, 14), (8, 54)])
+def test_exact_cx_counts_beat_qiskit(chi, per_block):
+    """Interior blocks cost 2 CX at chi = 2 (Qiskit: 3) and 2^(k+1) + 2 C(k) CX at
+    chi = 2^k: 14 at chi = 4 (Qiskit 2.6 Isometry 24, QSD 19) and 54 at chi = 8
+    (Isometry 122, QSD 95)."""
+    k = int(np.log2(chi))
+    n = 2 * k + 4  # the middle bonds reach chi
+    psi = random_mps(1, n, chi)
+    circuit, report = compile(psi, method="exact")
+    two_q = {2: 3, 3: 19}  # CX of a generic k-qubit unitary (tail, first block's b1)
+    first = 1 if k == 1 else per_block + two_q.get(k, 0)
+    tail = two_q.get(k, 0)
+    # blocks near the edges, where bonds are small, can synthesise cheaper
+    assert first + (n - k - 1) * per_block + tail - report.n_2q in range(0, 2 * per_block)
+    assert per_block < {2: 3, 4: 19, 8: 95}[chi] < {2: 4, 4: 24, 8: 122}[chi] + 1
+
+
+@pytest.mark.parametrize("chi", [2, 4])
+def test_qubit_reuse_reproduces_the_distribution_exactly(chi):
+    k = int(np.log2(chi))
+    psi = random_mps(5, 6, chi, complex=True)
+    circuit, report = compile(psi, method="exact", reuse=True)
+    assert circuit.n_qubits == k + 1 and circuit.n_clbits == 6
+    sim = simulate(circuit, dtype="complex128", optimizer="greedy")
+    p = sim.clbit_probs(params=report.params)
+    np.testing.assert_allclose(p, np.abs(to_dense(psi)) ** 2, atol=1e-12)
+    ops = [i.operation.name for i in to_qiskit(circuit, params=report.params).data]
+    assert "reset" in ops and ops.index("measure") < len(ops) - 1  # a dynamic circuit
+
+
+def test_reused_circuit_on_aer_matches_the_born_distribution():
+    from qtn.execution import Runner
+
+    psi = random_mps(2, 5, 2)
+    circuit, report = compile(psi, method="exact", reuse=True)
+    shots = 20_000
+    res = Runner(circuit, seed=3).run(shots=shots, params=report.params)
+    p = np.abs(to_dense(psi)) ** 2
+    tvd = 0.5 * np.abs(res.probs - p).sum()
+    assert tvd < 4 * np.sqrt(p.size / shots)  # a loose multinomial bound
+
+
+def test_layers_fidelity_is_exact_and_does_not_decrease():
+    for seed in range(3):
+        psi = random_mps(seed, 8, 4 if seed < 2 else 8)
+        circuit, report = compile(psi, method="layers", n_layers=4)
+        f = report.layer_fidelities
+        assert all(b >= a - 1e-9 for a, b in zip(f, f[1:])), f
+        np.testing.assert_allclose(
+            _fid(psi, statevector(circuit, report.params)), report.fidelity, atol=1e-10
+        )
+        assert {op.name for op in circuit.ops} <= {"su4", "u3"}
+
+
+def test_aqc_gradient_matches_finite_differences():
+    psi = random_mps(3, 4, 2, complex=True)
+    c = brickwork(4, 2)
+    vg, fid = overlap_objective(c, psi)
+    x = np.random.default_rng(0).normal(size=c.n_params)
+    value, grad = vg(x)
+
+    def loss(t):
+        f = abs(np.vdot(to_dense(psi), statevector(c, t))) ** 2
+        return -np.log(f)
+
+    assert value == pytest.approx(loss(x), rel=1e-10)
+    for i in (0, 7, 16, 29, 44):
+        e = np.zeros_like(x)
+        e[i] = 1e-6
+        np.testing.assert_allclose(grad[i], (loss(x + e) - loss(x - e)) / 2e-6, atol=1e-6)
+
+
+def test_aqc_beats_layers_at_equal_depth_on_12_qubits():
+    psi = random_mps(4, 12, 8)
+    _, layers = compile(psi, method="layers", n_layers=2)
+    circuit, aqc = compile(psi, method="aqc", n_layers=2, maxiter=60)
+    assert aqc.fidelity > layers.fidelity + 0.05
+    assert circuit.count_2q() == 22  # same structure: two staircases of 11 blocks
+    assert circuit_fidelity(circuit, aqc.params, psi) == pytest.approx(aqc.fidelity, abs=1e-9)
+    assert aqc.history and aqc.history[-1]["fidelity"] > 0
+
+
+def test_compiled_classifier_on_aer_matches_exact_simulation():
+    from sklearn.model_selection import train_test_split
+
+    from qtn.data import downsample, select_classes
+
+    X, y = qtn.load_digits()
+    X, y = select_classes(X, y, [3, 5])
+    X = downsample(X, 4).reshape(len(X), -1)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0)
+    clf = qtn.MPSClassifier(bond_dim=2, loss="nll", max_epochs=20, learning_rate=2e-2,
+                            random_state=0).fit(Xtr, ytr)  # fmt: skip
+    model = clf.to_circuit(X=Xte, y=yte)
+    assert model.report.metrics["accuracy"] == model.report.metrics["classical_accuracy"]
+    assert model.report.fidelity > 1 - 1e-10 and len(model.circuits) == 2
+    np.testing.assert_array_equal(model.predict(Xte), clf.predict(Xte))
+    # the exact shortcut is the circuit's all-zero probability (engine, small batch)
+    c, p = model.circuits[0], model.params[0]
+    amp = simulate(c, dtype="complex128", optimizer="greedy").amplitude(
+        [0] * 16, params=p, data=clf._transform(Xte[:2])
+    )
+    np.testing.assert_allclose(np.abs(amp) ** 2, model.zero_probabilities(Xte[:2])[:, 0],
+                               atol=1e-12)  # fmt: skip
+    # on Aer with shots: the same predictions where the classes are not close
+    exact = model.predict_proba(Xte[:12])
+    clear = np.abs(exact[:, 0] - exact[:, 1]) > 0.3
+    sampled = model.predict(Xte[:12], runner_shots=20_000, seed=1)
+    np.testing.assert_array_equal(sampled[clear], model.predict(Xte[:12])[clear])
+    qcs = qtn.to_qiskit(clf)
+    assert len(qcs) == 2 and {p.vector.name for p in qcs[0].parameters} == {"x"}
+
+
+def test_to_qiskit_dispatch():
+    c = Circuit(2).h(0).cx(0, 1)
+    assert qtn.to_qiskit(c).num_qubits == 2
+    qc = qtn.to_qiskit(random_mps(0, 4, 2))
+    assert qc.num_qubits == 4 and qc.num_parameters == 0 and qc.count_ops()["measure"] == 4
+    with pytest.raises(TypeError, match="to_qiskit takes a qtn Circuit"):
+        qtn.to_qiskit("circuit")
+
+
+def test_bad_input():
+    psi = random_mps(0, 5, 2)
+    with pytest.raises(ValueError, match="unknown method 'dmrg'; valid methods"):
+        compile(psi, method="dmrg")
+    bad = np.ones(8)
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="target contains NaN or inf"):
+        compile(bad)
+    with pytest.warns(UserWarning, match="has norm 2, not 1"):
+        compile(2 * to_dense(psi))
+    with pytest.raises(ValueError, match="needs length 2\\*\\*n"):
+        compile(np.ones(6))
+    with pytest.raises(ValueError, match="has a label leg"):
+        compile(init_mps(__import__("jax").random.key(0), 4, 2, n_labels=3))
+    with pytest.raises(ValueError, match="max_qubits=2: the exact circuit .* needs 3 qubits"):
+        compile(random_mps(0, 6, 4), reuse=True, max_qubits=2)
+    with pytest.raises(ValueError, match="physical dimension 3"):
+        compile(random_mps(0, 4, 2, phys_dim=3))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        _, rep = compile(random_mps(1, 8, 8), method="layers", n_layers=1, target_fidelity=0.9999)
+    assert any("not reached" in str(x.message) for x in w) and rep.notes
+    with pytest.raises(ValueError, match="n_layers must be an integer >= 1"):
+        compile(psi, method="layers", n_layers=0)
