@@ -126,6 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         training,
     )
     from qtn.circuit import Circuit, Feature, Trainable
+    from qtn.compilation import compile, to_qiskit
     from qtn.data import bars_and_stripes, load_digits, load_fashion_mnist, load_mnist
     from qtn.errors import (
         ContractionTooLargeError,
@@ -138,7 +139,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from qtn.estimators import MPSClassifier
     from qtn.execution import finetune, run
-    from qtn.compilation import compile, to_qiskit
     from qtn.export import from_qiskit
     from qtn.features import (
         FeatureMap,
