@@ -147,7 +147,7 @@ def case_parity(args):
     tq = qtensor.MatrixProductState.from_dense(psi.reshape([2] * n))
     f_addon, s_addon, stop = addon_compile(tq, ansatz, x0, budget_s=args.budget)
     emit({"case": "parity", "library": "qiskit-addon-aqc-tensor", "fidelity": f_addon,
-          "seconds": s_addon, "params": len(x0), "depth": ansatz.decompose().depth(),
+          "seconds": s_addon, "params": len(x0), "depth": ansatz.depth(),
           "stopped": stop})  # fmt: skip
     seed, _ = from_qiskit(seed_qc)
     t0 = time.perf_counter()

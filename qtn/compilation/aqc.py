@@ -157,57 +157,136 @@ def compile_aqc(
     if growth not in ("iterative", "none"):
         raise ValueError(f"growth must be 'iterative' or 'none', got {growth!r}")
     t0 = time.perf_counter() if t0 is None else t0
-    n = mps.n_sites
     if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
         raise ValueError(f"n_layers must be an integer >= 1, got {n_layers!r}")
     if target_fidelity is not None and not 0 < target_fidelity <= 1:
         raise ValueError(f"target_fidelity must be in (0, 1], got {target_fidelity!r}")
     if optimizer != "lbfgs" and not hasattr(optimizer, "update"):
         raise ValueError(f"optimizer must be 'lbfgs' or an optax transform, got {optimizer!r}")
-    max_layers = n_layers if max_layers is None else max_layers
-    if target_fidelity is None:
-        max_layers = n_layers
+    if max_layers is not None and (not isinstance(max_layers, int) or max_layers < n_layers):
+        raise ValueError(f"max_layers must be an integer >= n_layers, got {max_layers!r}")
     notes, history = [], []
-    iterative = growth == "iterative" and isinstance(ansatz, str) and ansatz == "staircase"
-    iterative = iterative and initial is None
-    start_layers = 1 if iterative else n_layers
-    circuit, x0, growable = _initial_ansatz(mps, ansatz, start_layers, initial, initial_params,
-                                            seed)  # fmt: skip
-    layers_used = start_layers
+    run = dict(optimizer=optimizer, maxiter=maxiter, tol=tol, history=history, t0=t0,
+               verbose=verbose)  # fmt: skip
+    objective = dict(optimizer=contraction_optimizer, max_memory=max_memory)
+    if initial is not None or not isinstance(ansatz, str):
+        circuit, x0, _ = _initial_ansatz(mps, ansatz, n_layers, initial, initial_params, seed)
+        vg, _ = overlap_objective(circuit, mps, **objective)
+        x = _optimise(vg, x0, **run)
+        fidelity = float(np.exp(-vg(x)[0]))
+        if target_fidelity is not None and fidelity < target_fidelity:
+            notes.append(f"target fidelity {target_fidelity} not reached: best {fidelity:.6f} "
+                         "(a given ansatz does not grow)")  # fmt: skip
+            warnings.warn(notes[-1], UserWarning, stacklevel=3)
+        return circuit, _report(circuit, x, fidelity, t0, history, notes, None)
+    if ansatz not in ("staircase", "brickwork"):
+        raise ValueError(f"ansatz must be 'staircase', 'brickwork' or a circuit, got {ansatz!r}")
+    total = n_layers if target_fidelity is None else (max_layers or n_layers)
+    slots = _Slots(mps.n_sites, total, ansatz)
+    iterative = growth == "iterative" and ansatz == "staircase"
+    active = 1 if iterative else n_layers
+    x = np.zeros(slots.n_params)
+    if ansatz == "staircase":
+        from qtn.compilation.layers import analytic_layers
+
+        layers, _, _ = analytic_layers(mps, active, seed=seed)
+        for j, layer in enumerate(layers):  # layers[0] acts last
+            slots.set_layer(x, total - 1 - j, layer)
+    else:
+        x[slots.start(total - active) :] = np.random.default_rng(seed).normal(
+            scale=0.1, size=slots.n_params - slots.start(total - active)
+        )
+    vg, _ = overlap_objective(slots.circuit, mps, **objective)  # planned and compiled once
     while True:
-        vg, fid = overlap_objective(circuit, mps, optimizer=contraction_optimizer,
-                                    max_memory=max_memory)  # fmt: skip
-        x = _optimise(vg, x0, optimizer=optimizer, maxiter=maxiter, tol=tol, history=history,
-                      t0=t0, verbose=verbose)  # fmt: skip
-        fidelity = fid(x)
-        if iterative and layers_used < n_layers:
-            circuit, x0 = _prepend_mpd(mps, circuit, x, seed + layers_used)
-            layers_used += 1
-            continue
-        if target_fidelity is None or fidelity >= target_fidelity:
+        lo = slots.start(total - active)
+
+        def sub(xa, lo=lo):
+            v, g = vg(np.concatenate([x[:lo], xa]))
+            return v, g[lo:]
+
+        x[lo:] = _optimise(sub, x[lo:], **run)
+        fidelity = float(np.exp(-vg(x)[0]))
+        done = active >= total or (
+            active >= n_layers and (target_fidelity is None or fidelity >= target_fidelity)
+        )
+        if done:
             break
-        if not growable or layers_used >= max_layers:
-            msg = (f"target fidelity {target_fidelity} not reached: best {fidelity:.6f} with "
-                   f"{layers_used} layers (max_layers={max_layers})")  # fmt: skip
-            notes.append(msg)
-            warnings.warn(msg, UserWarning, stacklevel=3)
-            break
-        if iterative or ansatz == "staircase":
-            circuit, x0 = _prepend_mpd(mps, circuit, x, seed + layers_used)
-        else:
-            # brickwork_layout starts with the even pairs, so the first prepended layer is odd
-            parity = (layers_used - n_layers + 1) % 2
-            circuit, x0 = _grow(circuit, x, ansatz, parity)
-        layers_used += 1
-        notes.append(f"grew to {layers_used} layers")
+        slot = total - 1 - active  # the next layer acts before the active ones
+        if ansatz == "staircase":
+            from qtn.compilation.layers import mpd_layer, residual
+
+            part, part_x = slots.active_circuit(x, active)
+            slots.set_layer(x, slot, mpd_layer(residual(mps, part, part_x), seed=seed + active))
+        active += 1
+        if active > n_layers:
+            notes.append(f"grew to {active} layers")
+    if target_fidelity is not None and fidelity < target_fidelity:
+        notes.append(f"target fidelity {target_fidelity} not reached: best {fidelity:.6f} with "
+                     f"{active} layers (max_layers={total})")  # fmt: skip
+        warnings.warn(notes[-1], UserWarning, stacklevel=3)
+    circuit, params = slots.active_circuit(x, active)
+    return circuit, _report(circuit, params, fidelity, t0, history, notes, active)
+
+
+def _report(circuit, x, fidelity, t0, history, notes, layers):
     report = CompileReport(
-        method="aqc", fidelity=fidelity, n_qubits=n, depth=circuit.depth(),
+        method="aqc", fidelity=fidelity, n_qubits=circuit.n_qubits, depth=circuit.depth(),
         n_2q=cx_count(circuit, x), two_qubit_depth=two_qubit_depth(circuit, x),
-        n_params=circuit.n_params, wall_s=time.perf_counter() - t0, params=x,
+        n_params=circuit.n_params, wall_s=time.perf_counter() - t0, params=np.asarray(x),
         history=history, notes=notes,
     )  # fmt: skip
-    report.metrics["layers"] = layers_used
-    return circuit, report
+    if layers is not None:
+        report.metrics["layers"] = layers
+    return report
+
+
+class _Slots:
+    """``total`` layers in time order (slot 0 acts first), each a fixed block structure:
+    staircase = su4 on (n-2, n-1), ..., (0, 1) then a u3 on qubit 0; brickwork = su4 on
+    even or odd pairs. Zero angles are the identity, so inactive slots cost nothing but
+    time, and the objective is compiled once for all stages."""
+
+    def __init__(self, n: int, total: int, ansatz: str):
+        self.n, self.total, self.ansatz = n, total, ansatz
+        self.circuit = Circuit(n)
+        self._starts = []
+        k = 0
+        for slot in range(total):
+            self._starts.append(k)
+            if ansatz == "staircase":
+                pairs = [(q, q + 1) for q in range(n - 2, -1, -1)]
+            else:
+                parity = (slot - total) % 2  # the last slot is even, as brickwork_layout ends
+                pairs = [(q, q + 1) for q in range(parity, n - 1, 2)]
+            for a, b in pairs:
+                self.circuit.su4(a, b, angles=[Trainable(k + i) for i in range(15)])
+                k += 15
+            if ansatz == "staircase":
+                self.circuit.u(Trainable(k), Trainable(k + 1), Trainable(k + 2), 0)
+                k += 3
+        self._starts.append(k)
+        self.n_params = k
+
+    def start(self, slot: int) -> int:
+        return self._starts[slot]
+
+    def set_layer(self, x, slot: int, layer) -> None:
+        """Set a staircase slot to an analytic layer [(U, wires), ...] (time order)."""
+        from qtn.compilation.layers import su4_circuit
+
+        _, p = su4_circuit(self.n, [layer])
+        size = self._starts[slot + 1] - self._starts[slot]
+        x[self._starts[slot] : self._starts[slot + 1]] = np.pad(p, (0, size - len(p)))
+
+    def active_circuit(self, x, active: int):
+        """The circuit of the last ``active`` slots and its parameters, re-indexed from 0."""
+        lo = self._starts[self.total - active]
+        ops = [op for op in self.circuit.ops if min(
+            (a.index for a in op.angles if isinstance(a, Trainable)), default=0) >= lo]  # fmt: skip
+        c = Circuit(self.n)
+        for op in ops:
+            c.append(_shift_params(op, -lo))
+        return c, np.asarray(x[lo:], dtype=float)
 
 
 def _initial_ansatz(mps, ansatz, n_layers, initial, initial_params, seed):
@@ -251,21 +330,6 @@ def _initial_ansatz(mps, ansatz, n_layers, initial, initial_params, seed):
     return ansatz, p, False
 
 
-def _prepend_mpd(mps: MPS, circuit: Circuit, x, seed: int):
-    """Ran's analytic layer of the residual C(x)^dagger |psi>, prepended (acting first)."""
-    from qtn.compilation.layers import mpd_layer, residual, su4_circuit
-
-    layer = mpd_layer(residual(mps, circuit, x), seed=seed)
-    head, head_params = su4_circuit(circuit.n_qubits, [layer])
-    # the layer's one-qubit gate (on qubit 0) stays a u3 of its own between the two parts
-    new = Circuit(circuit.n_qubits, global_phase=(head.global_phase + circuit.global_phase))
-    shift = len(head_params)
-    new.extend(head.ops)
-    for op in circuit.ops:
-        new.append(_shift_params(op, shift))
-    return new, np.concatenate([head_params, x])
-
-
 def _shift_params(op, shift: int):
     from dataclasses import replace
 
@@ -274,22 +338,3 @@ def _shift_params(op, shift: int):
     angles = tuple(replace(a, index=a.index + shift) if isinstance(a, Trainable) else a
                    for a in op.angles)  # fmt: skip
     return replace(op, angles=angles)
-
-
-def _grow(circuit: Circuit, x, ansatz, parity: int):
-    """One more layer acting first (on |0>), as the identity, so F does not drop.
-
-    Staircase: blocks on (n-2, n-1), ..., (0, 1); brickwork: pairs starting at ``parity``.
-    """
-    n = circuit.n_qubits
-    if ansatz == "brickwork":
-        pairs = [(q, q + 1) for q in range(parity, n - 1, 2)]
-    else:
-        pairs = [(q, q + 1) for q in range(n - 2, -1, -1)]
-    new = Circuit(n, global_phase=circuit.global_phase)
-    start = circuit.n_params
-    for a, b in pairs:
-        new.su4(a, b, angles=[Trainable(start + i) for i in range(15)])
-        start += 15
-    new.compose(circuit, inplace=True)
-    return new, np.concatenate([x, np.zeros(start - circuit.n_params)])

@@ -151,6 +151,36 @@ def su4_circuit(n_qubits: int, layers: list) -> tuple[Circuit, np.ndarray]:
     return c, np.asarray(params, dtype=float)
 
 
+def analytic_layers(mps: MPS, n_layers: int, *, target_fidelity=None, max_bond=None,
+                    cutoff: float = 1e-12, seed: int = 0):  # fmt: skip
+    """Ran's layers of ``mps``: ``(layers, fidelity estimates, worst discarded weight)``.
+
+    ``layers[0]`` is the first layer found (the last to act); each is a list of
+    ``(U, wires)`` in time order.
+    """
+    current = unpack(mps)  # left-canonical: centre at the end
+    if max_bond is None:
+        max_bond = max(c.shape[-1] for c in current[:-1])
+    _sweep_left(current, cutoff)
+    layers, fids, worst = [], [], 0.0
+    for layer_index in range(n_layers):
+        layer = mpd_layer(current, seed=seed + layer_index)
+        # apply the inverse layer: reverse time order, daggered; a left-to-right sweep
+        for u, wires in reversed(layer):
+            if len(wires) == 1:
+                current[0] = np.einsum("ab,xbr->xar", u.conj().T, current[0])
+            else:
+                worst = max(worst, _apply_two_site(current, u.conj().T, wires[0], max_bond, cutoff))
+        worst = max(worst, _sweep_left(current, cutoff))
+        layers.append(layer)
+        fids.append(abs(_zero_amplitude(current)) ** 2)
+        if target_fidelity is not None and fids[-1] >= target_fidelity:
+            break
+        if fids[-1] > 1 - 1e-12 and worst <= 1e-12:
+            break  # exact: further layers would be identities
+    return layers, fids, worst
+
+
 def compile_layers(
     mps: MPS,
     *,
@@ -174,26 +204,8 @@ def compile_layers(
     if target_fidelity is not None and not 0 < target_fidelity <= 1:
         raise ValueError(f"target_fidelity must be in (0, 1], got {target_fidelity!r}")
     n = mps.n_sites
-    current = unpack(mps)  # left-canonical: centre at the end
-    if max_bond is None:
-        max_bond = max(c.shape[-1] for c in current[:-1])
-    _sweep_left(current, cutoff)
-    layers, fids, worst = [], [], 0.0
-    for layer_index in range(n_layers):
-        layer = mpd_layer(current, seed=seed + layer_index)
-        # apply the inverse layer: reverse time order, daggered; a left-to-right sweep
-        for u, wires in reversed(layer):
-            if len(wires) == 1:
-                current[0] = np.einsum("ab,xbr->xar", u.conj().T, current[0])
-            else:
-                worst = max(worst, _apply_two_site(current, u.conj().T, wires[0], max_bond, cutoff))
-        worst = max(worst, _sweep_left(current, cutoff))
-        layers.append(layer)
-        fids.append(abs(_zero_amplitude(current)) ** 2)
-        if target_fidelity is not None and fids[-1] >= target_fidelity:
-            break
-        if fids[-1] > 1 - 1e-12 and worst <= 1e-12:
-            break  # exact: further layers would be identities
+    layers, fids, worst = analytic_layers(mps, n_layers, target_fidelity=target_fidelity,
+                                          max_bond=max_bond, cutoff=cutoff, seed=seed)  # fmt: skip
     circuit, params = su4_circuit(n, layers[::-1])
     fidelity = circuit_fidelity(circuit, params, mps)
     notes = []
@@ -205,7 +217,7 @@ def compile_layers(
             exact.append(circuit_fidelity(sub, sub_params, mps))
         fids = exact + [fidelity]
         notes.append(
-            f"the state being disentangled was kept at bond dimension {max_bond} (worst "
+            f"the state being disentangled was kept at the target's bond dimension (worst "
             f"discarded weight {worst:.3g}); every layer fidelity is recomputed exactly"
         )
     if target_fidelity is not None and fidelity < target_fidelity:
