@@ -46,18 +46,45 @@ __all__ = ["compile_aqc", "ansatz_from_circuit", "overlap_objective"]
 def ansatz_from_circuit(circuit: Circuit, params=None) -> tuple[Circuit, np.ndarray]:
     """An ansatz of trainable SU(4) blocks (and U3s) with the same unitary as ``circuit``.
 
-    Every two-qubit gate becomes an ``su4`` block started at its KAK angles; one-qubit
-    gates are merged into the next block on their qubit. Gates on 3+ qubits are refused.
+    Runs of gates on one qubit pair (with one-qubit gates on those qubits between them)
+    are consolidated into one ``su4`` block started at its KAK angles, as Qiskit's
+    block consolidation does; other one-qubit gates are merged into the next block on
+    their qubit. Gates on 3+ qubits are refused.
     """
     from qtn.compilation.layers import su4_circuit
 
-    steps = []
+    blocks: list = []  # [matrix (4x4, big-endian on pair), pair]
+    last: dict[int, int] = {}  # qubit -> index of the last block on it
+    pending: dict[int, np.ndarray] = {}
     for op in circuit.ops:
         if not isinstance(op, Gate):
             continue
+        m = op.numeric_matrix(params)
+        if len(op.qubits) == 1:
+            q = op.qubits[0]
+            j = last.get(q)
+            if j is not None and all(last.get(p) == j for p in blocks[j][1]):
+                a, b = blocks[j][1]  # absorb into the block this qubit finished with
+                eye = np.eye(2)
+                blocks[j][0] = (np.kron(m, eye) if q == a else np.kron(eye, m)) @ blocks[j][0]
+            else:
+                pending[q] = m @ pending.get(q, np.eye(2))
+            continue
         if len(op.qubits) > 2:
             raise ValueError(f"initial: gate {op.name!r} acts on {len(op.qubits)} qubits")
-        steps.append((op.numeric_matrix(params), list(op.qubits)))
+        a, b = op.qubits
+        pair = tuple(sorted((a, b)))
+        if (a, b) != pair:  # express the gate on the sorted pair
+            m = m.reshape(2, 2, 2, 2).transpose(1, 0, 3, 2).reshape(4, 4)
+        pre = np.kron(pending.pop(pair[0], np.eye(2)), pending.pop(pair[1], np.eye(2)))
+        j = last.get(pair[0])
+        if j is not None and last.get(pair[1]) == j and blocks[j][1] == pair:
+            blocks[j][0] = m @ pre @ blocks[j][0]  # the same pair again: one block
+            continue
+        blocks.append([m @ pre, pair])
+        last[pair[0]] = last[pair[1]] = len(blocks) - 1
+    steps = [(u, list(pair)) for u, pair in blocks]
+    steps += [(u, [q]) for q, u in sorted(pending.items())]
     c, p = su4_circuit(circuit.n_qubits, [steps])
     c.global_phase = (c.global_phase + circuit.global_phase) % (2 * np.pi)
     return c, p
