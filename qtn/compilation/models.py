@@ -16,7 +16,7 @@ for an exact compilation of bond dimension 2^k). Classifiers trained with the
 softmax rule keep their argmax only where it agrees with the Born rule; the
 report states both accuracies.
 
-**States with a model** (a Born machine: anything with ``to_mps()``) compile as
+**States with a model** (a Born machine, :func:`compile_distribution`) compile as
 states; the report adds the NLL of given data under the circuit's distribution
 and, for up to 20 qubits, the exact KL divergence from the model's distribution.
 """
@@ -29,7 +29,13 @@ from qtn.circuit import Circuit, Feature, Gate
 from qtn.compilation.report import CompileReport
 from qtn.models import MPS, log_norm
 
-__all__ = ["CompiledClassifier", "compile_classifier", "to_qiskit", "encoded_overlap_circuit"]
+__all__ = [
+    "CompiledClassifier",
+    "compile_classifier",
+    "compile_distribution",
+    "to_qiskit",
+    "encoded_overlap_circuit",
+]
 
 
 def encoded_overlap_circuit(prep: Circuit, *, reuse: bool = False) -> Circuit:
@@ -213,6 +219,57 @@ def compile_classifier(mps: MPS, classes, *, method: str = "exact", reuse: bool 
     report.wall_s = time.perf_counter() - t0
     model.report = report
     return model
+
+
+def compile_distribution(target: MPS, *, method: str = "exact", reuse: bool = False, X=None,
+                         **options):  # fmt: skip
+    """Compile a Born machine's state; the report adds what its distribution achieves.
+
+    ``metrics["kl"]``: KL(p_model || p_circuit) in nats, exact by enumeration for up to 20
+    qubits; ``metrics["nll"]`` / ``metrics["model_nll"]``: the mean negative
+    log-likelihood of the binary rows of ``X`` under the circuit and under the model.
+    The circuit's distribution is that of its exact final state (with ``reuse=True``, the
+    measured clbits follow it exactly).
+    """
+    from qtn.compilation import compile as compile_state
+    from qtn.compilation.report import circuit_state
+    from qtn.metrics import kl_divergence
+    from qtn.models import to_dense
+
+    circuit, report = compile_state(target, method=method, **options)
+    state = circuit_state(circuit, report.params)
+    n = state.n_sites
+    if n <= 20:
+        p = np.abs(to_dense(target)) ** 2
+        q = np.abs(to_dense(state)) ** 2
+        report.metrics["kl"] = float(kl_divergence(p / p.sum(), q / q.sum()))
+    if X is not None:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != n or not np.isin(X, (0, 1)).all():
+            raise ValueError(f"X must be binary rows of length {n}, got shape {X.shape}")
+        report.metrics["nll"] = _mean_nll(state, X)
+        report.metrics["model_nll"] = _mean_nll(target, X)
+    if reuse:
+        from qtn.compilation.reuse import measure_and_reuse
+
+        circuit = measure_and_reuse(circuit)
+        report.n_qubits = circuit.n_qubits
+        report.notes.append(f"runs on {circuit.n_qubits} qubits with measure and reset")
+    return circuit, report
+
+
+def _mean_nll(mps: MPS, X) -> float:
+    """-mean log |<x|psi>|^2 of binary rows (psi normalised), in nats."""
+    import jax
+
+    from qtn.training import apply
+
+    phi = np.eye(2)[np.asarray(X, dtype=int)]
+    conj = MPS(*(np.conj(np.asarray(a, dtype=complex)) for a in (mps.left, mps.center,
+                                                                 mps.right)))  # fmt: skip
+    with jax.enable_x64(True):
+        _, ln = apply(_amplitude, conj, phi)
+    return float(-np.mean(2 * ln))
 
 
 def _amplitude(mps, phi):
