@@ -24,15 +24,10 @@ from qtn._jax import x64_if
 from qtn.circuit import PAULI, Circuit
 from qtn.noise import NoiseModel
 from qtn.simulation import sampling
+from qtn.simulation.memory import default_memory_limit, parse_bytes, too_large
 from qtn.simulation.network import InitialState, build_network, mps_cores
-from qtn.simulation.plan import (
-    DTYPES,
-    Plan,
-    check_optimizer,
-    default_memory_limit,
-    get_plan,
-    parse_bytes,
-)
+from qtn.simulation.plan import DTYPES, Plan, check_optimizer, get_plan
+from qtn.simulation.search import AutoPlanner
 
 __all__ = ["Simulator", "simulate", "defer_measurements"]
 
@@ -147,7 +142,7 @@ class Simulator:
         """
         quantity = (name, *args)
         opt = self._optimizer
-        opt_key = opt if opt is None or isinstance(opt, str) else ("object", id(opt))
+        opt_key = opt if opt is None or isinstance(opt, str | AutoPlanner) else ("object", id(opt))
         state = self.initial_state
         key = (self._net_circuit.structure_key(), (state.kind, state.digest), quantity,
                self.dtype, self.max_memory, opt_key)  # fmt: skip
@@ -199,23 +194,48 @@ class Simulator:
     def _run(self, name, args, params, data, state=None, bra=None):
         p, x, (s, batched) = self._inputs(params, data, state)
         flags = (*batched, False, False)
+        inputs = [p, x, s]
+        size = next((a.shape[0] for a, b in zip(inputs, batched) if b), None)
         with x64_if(DTYPES[self.dtype][1]):
             plan = self.plan(name, *args)
             fn = plan.function(flags, self.interface)
-            inputs = [p, x, s]
-            size = next((a.shape[0] for a, b in zip(inputs, batched) if b), 1)
-            chunk = max(1, int(self.max_memory // max(plan.peak_bytes, 1)))
-            if size <= chunk or self.interface == "numpy":
+            chunk = self._chunk(plan, flags, size or 1, name)
+            if size is None or size <= chunk:
                 return np.asarray(fn(p, x, s, bra, None))
             # a batch that does not fit at once: equal chunks (the last one padded), one compile
-            parts = []
+            out = None
             for lo in range(0, size, chunk):
                 sl = [a[lo : lo + chunk] if b else a for a, b in zip(inputs, batched)]
                 m = next(a.shape[0] for a, b in zip(sl, batched) if b)
                 sl = [np.concatenate([a, np.repeat(a[-1:], chunk - m, 0)]) if b and m < chunk
                       else a for a, b in zip(sl, batched)]  # fmt: skip
-                parts.append(np.asarray(fn(*sl, bra, None))[:m])
-            return np.concatenate(parts)
+                part = np.asarray(fn(*sl, bra, None))[:m]
+                if out is None:
+                    out = np.empty((size, *part.shape[1:]), part.dtype)
+                out[lo : lo + m] = part
+            return out
+
+    def _chunk(self, plan: Plan, flags: tuple, size: int, name: str) -> int:
+        """How many inputs one call may take: the result of the whole batch (and one
+        processed copy of it) must fit ``max_memory`` with one chunk's contraction."""
+        prog = plan.program
+        limit = self.max_memory
+        results = 2 * size * prog.output_bytes
+        what = f"{name!r} of {self.circuit.n_qubits} qubits"
+        if results > limit:
+            raise too_large(f"the results of {what} for {size} inputs", results, limit,
+                            "pass fewer inputs per call, or raise max_memory")  # fmt: skip
+        if self.interface == "numpy":
+            need = prog.peak_bytes(1) + results
+            if need > limit:
+                raise too_large(f"the {what} contraction with its results", need, limit)
+            return size
+        chunk = prog.max_batch(limit - results, plan.variable_flags(flags))
+        if chunk < 1:
+            need = prog.peak_bytes(1, plan.variable_flags(flags)) + results
+            raise too_large(f"the {what} contraction with its results", need, limit,
+                            "pass fewer inputs per call, or raise max_memory")  # fmt: skip
+        return chunk
 
     def _need_pure(self, what: str):
         if not self.is_pure:
@@ -252,9 +272,16 @@ class Simulator:
         Readout errors of the noise model are applied.
         """
         qubits = self._qubits(qubits)
-        out = self._run("probs", (qubits,), params, data, state)
-        lead = out.shape[: out.ndim - len(qubits)]
-        p = np.real(out).reshape(*lead, 2 ** len(qubits))
+        n = self.circuit.n_qubits
+        if self.is_pure and len(qubits) == n:  # |amplitudes|^2: half the network of the marginal
+            amp = self._run("state", (), params, data, state)
+            k = amp.ndim - n
+            p = amp.real**2 + amp.imag**2
+            p = np.transpose(p, (*range(k), *[k + q for q in qubits])).reshape(*amp.shape[:k], -1)
+        else:
+            out = self._run("probs", (qubits,), params, data, state)
+            lead = out.shape[: out.ndim - len(qubits)]
+            p = np.real(out).reshape(*lead, 2 ** len(qubits))
         return p if self.noise is None else self.noise.apply_readout(p, qubits)
 
     def expectation(self, paulis, *, params=None, data=None, state=None) -> np.ndarray:
@@ -290,18 +317,12 @@ class Simulator:
         """The full statevector, shape (..., 2**n) (small n, pure states only)."""
         self._need_pure("statevector")
         n = self.circuit.n_qubits
-        if n > 20:
-            raise ValueError(
-                f"statevector of {n} qubits has 2**{n} entries; use probs or amplitude"
-            )
         out = self._phase() * self._run("state", (), params, data, state)
         return out.reshape(*out.shape[: out.ndim - n], 2**n)
 
     def density_matrix(self, *, params=None, data=None, state=None) -> np.ndarray:
         """The full density matrix, shape (..., 2**n, 2**n) (at most 10 qubits)."""
         n = self.circuit.n_qubits
-        if n > 10:
-            raise ValueError(f"density_matrix of {n} qubits has 4**{n} entries; max 10 qubits")
         out = self._run("dm", (), params, data, state)
         return out.reshape(*out.shape[: out.ndim - 2 * n], 2**n, 2**n)
 
