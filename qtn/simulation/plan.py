@@ -182,6 +182,7 @@ def _compile_jax(plan: Plan, batched):
     def fn(*args):
         return jitted(plan.constants("jax"), *args)
 
+    fn.jitted = jitted  # for ahead-of-time lowering (memory and compile-time measurements)
     return fn
 
 

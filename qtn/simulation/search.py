@@ -12,9 +12,11 @@ scales its effort to the simplified network:
 
 - a small network (cotengra's "hardness" n^2 sqrt(k) below ``optimal_cutoff``)
   gets cotengra's exact dynamic-programming search, which takes milliseconds;
-- a larger one gets a greedy path first, then a cotengra hyper search (greedy
-  trials, plus KaHyPar partitions when ``kahypar`` is installed, with subtree
-  reconfiguration) that stops when the time spent exceeds the time the best
+- a larger one gets a greedy path whose subtrees of 8 tensors are then
+  re-optimised exactly (cotengra's subtree reconfiguration: cheap, and it
+  removes most of greedy's excess cost), then a cotengra hyper search (greedy
+  trials, plus KaHyPar partitions when ``kahypar`` is installed, each
+  reconfigured the same way) that stops when the time spent exceeds the time the best
   contraction found would take at ``rate`` flop/s, after ``max_repeats``
   trials, or after ``max_time`` seconds, whichever comes first. This is the
   rule of quimb's default ('auto-hq'), with a hard time cap added.
@@ -58,8 +60,12 @@ class AutoPlanner:
     optimal_cutoff
         Networks whose hardness (cotengra's estimate, n^2 sqrt(k) for n tensors of
         average degree k) is below this are searched exactly.
+    subtree_size
+        Subtrees of this many tensors are re-optimised exactly in every tree found
+        (cotengra's subtree reconfiguration), the greedy one first.
     minimize
-        cotengra's objective (``"combo"``: flops plus 64 x memory writes).
+        cotengra's objective: ``"flops"`` (the contraction cost), ``"combo"`` (flops
+        plus 64 x memory writes), ``"size"`` or ``"write"``.
     seed
         Seed of the hyper search's random choices.
     """
@@ -68,7 +74,8 @@ class AutoPlanner:
     rate: float = 1e8
     max_repeats: int = 128
     optimal_cutoff: float = 650.0
-    minimize: str = "combo"
+    subtree_size: int = 8
+    minimize: str = "flops"
     seed: int = 0
 
     def __post_init__(self):
@@ -97,14 +104,15 @@ class AutoPlanner:
             return list(optimize_optimal(inputs, output, sizes, minimize=self.minimize,
                                          use_ssa=True))  # fmt: skip
         t0 = time.perf_counter()
-        greedy = list(optimize_greedy(inputs, output, sizes, use_ssa=True))
+        greedy = optimize_greedy(inputs, output, sizes, use_ssa=True)
         best = ctg.ContractionTree.from_path(inputs, output, sizes, ssa_path=greedy)
+        best.subtree_reconfigure_(subtree_size=self.subtree_size, minimize=self.minimize)
         best_cost = _cost(best, self.minimize)
         methods = ["greedy"] + (["kahypar"] if _has("kahypar") else [])
         opt = ctg.HyperOptimizer(
             methods=methods, max_repeats=self.max_repeats, minimize=self.minimize,
-            parallel=False, reconf_opts={}, optlib="random", progbar=False,
-            on_trial_error="ignore", seed=self.seed,
+            parallel=False, reconf_opts={"subtree_size": self.subtree_size}, optlib="random",
+            progbar=False, on_trial_error="ignore", seed=self.seed,
         )  # fmt: skip
         done = 0
         while done < self.max_repeats:
