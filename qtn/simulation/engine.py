@@ -134,7 +134,7 @@ class Simulator:
             self._max_memory = default_memory_limit(self.interface)
         return self._max_memory
 
-    def plan(self, name: str, *args) -> Plan:
+    def plan(self, name: str, *args, _results: int = 0) -> Plan:
         """The (cached) :class:`~qtn.simulation.plan.Plan` of quantity ``(name, *args)``.
 
         Planning ahead separates the tree search from the first call, e.g.
@@ -154,6 +154,7 @@ class Simulator:
             optimizer=opt,
             cache_dir=self._cache_dir,
             what=f"{name!r} ({self.circuit.n_qubits} qubits)",
+            results=_results,
         )
 
     # ------------------------------------------------------------------ inputs
@@ -196,12 +197,15 @@ class Simulator:
         flags = (*batched, False, False)
         inputs = [p, x, s]
         size = next((a.shape[0] for a, b in zip(inputs, batched) if b), None)
+        what = f"{name!r} of {self.circuit.n_qubits} qubits"
         with x64_if(DTYPES[self.dtype][1]):
-            plan = self.plan(name, *args)
-            fn = plan.function(flags, self.interface)
-            chunk = self._chunk(plan, flags, size or 1, name)
+            plan = self.plan(name, *args, _results=2 * (size or 1))
+            chunk = self._chunk(plan, flags, size or 1, what)
+            if self.interface == "numpy":
+                return np.asarray(plan.function(flags, "numpy")(p, x, s, bra, None))
+            run, chunk = self._executable(plan, flags, inputs, bra, size, chunk, what)
             if size is None or size <= chunk:
-                return np.asarray(fn(p, x, s, bra, None))
+                return np.asarray(run(p, x, s, bra, None))
             # a batch that does not fit at once: equal chunks (the last one padded), one compile
             out = None
             for lo in range(0, size, chunk):
@@ -209,19 +213,22 @@ class Simulator:
                 m = next(a.shape[0] for a, b in zip(sl, batched) if b)
                 sl = [np.concatenate([a, np.repeat(a[-1:], chunk - m, 0)]) if b and m < chunk
                       else a for a, b in zip(sl, batched)]  # fmt: skip
-                part = np.asarray(fn(*sl, bra, None))[:m]
+                part = np.asarray(run(*sl, bra, None))[:m]
                 if out is None:
                     out = np.empty((size, *part.shape[1:]), part.dtype)
                 out[lo : lo + m] = part
             return out
 
-    def _chunk(self, plan: Plan, flags: tuple, size: int, name: str) -> int:
-        """How many inputs one call may take: the result of the whole batch (and one
-        processed copy of it) must fit ``max_memory`` with one chunk's contraction."""
+    def _results_bytes(self, plan: Plan, size: int) -> int:
+        """The results of ``size`` inputs on the host, with one processed copy."""
+        return 2 * size * plan.program.output_bytes
+
+    def _chunk(self, plan: Plan, flags: tuple, size: int, what: str) -> int:
+        """How many inputs one call may take, by the program's memory model: the results
+        of the whole batch must fit ``max_memory`` with one chunk's contraction."""
         prog = plan.program
         limit = self.max_memory
-        results = 2 * size * prog.output_bytes
-        what = f"{name!r} of {self.circuit.n_qubits} qubits"
+        results = self._results_bytes(plan, size)
         if results > limit:
             raise too_large(f"the results of {what} for {size} inputs", results, limit,
                             "pass fewer inputs per call, or raise max_memory")  # fmt: skip
@@ -230,12 +237,32 @@ class Simulator:
             if need > limit:
                 raise too_large(f"the {what} contraction with its results", need, limit)
             return size
-        chunk = prog.max_batch(limit - results, plan.variable_flags(flags))
+        vflags = plan.variable_flags(flags)
+        chunk = prog.max_batch(limit - results, vflags)
         if chunk < 1:
-            need = prog.peak_bytes(1, plan.variable_flags(flags)) + results
+            need = prog.peak_bytes(1, vflags) + results
             raise too_large(f"the {what} contraction with its results", need, limit,
                             "pass fewer inputs per call, or raise max_memory")  # fmt: skip
         return chunk
+
+    def _executable(self, plan: Plan, flags, inputs, bra, size, chunk, what):
+        """The compiled contraction for chunks of ``chunk`` inputs, shrunk until XLA's own
+        memory count (constants, inputs, output, temporaries) fits with the results."""
+        budget = self.max_memory - self._results_bytes(plan, size or 1)
+        batched = flags[:3]
+        for _ in range(4):
+            n = None if size is None else min(size, chunk)
+            args = [a if not b else a[:n] for a, b in zip(inputs, batched)]
+            exe = plan.executable(flags, (*args, bra, None))
+            used = exe.device_bytes()
+            if used is None or used <= budget:
+                return exe, (chunk if n is None else n)
+            if n is None or n == 1:
+                break
+            chunk = max(1, int(n * budget / used * 0.95))
+        raise too_large(f"the {what} contraction with its results (XLA's count)",
+                        used + self.max_memory - budget, self.max_memory,
+                        "pass fewer inputs per call, or raise max_memory")  # fmt: skip
 
     def _need_pure(self, what: str):
         if not self.is_pure:
