@@ -395,23 +395,27 @@ class Simulator:
             p = per_record.apply_readout(p, records)
         return p
 
-    def sample(self, shots: int, qubits=None, *, params=None, data=None, seed=None) -> np.ndarray:
+    def sample(
+        self, shots: int, qubits=None, *, params=None, data=None, state=None, seed=None
+    ) -> np.ndarray:
         """Exact samples of ``qubits`` (default all) for one input: (shots, len(qubits)) of 0/1.
 
         Drawn from the exact marginal distribution (with readout errors), with
         ``numpy.random.default_rng(seed)``; bits are in the order of ``qubits``.
-        Up to 20 qubits the marginal is computed whole; beyond, qubits are
-        sampled in blocks by the chain rule (see :mod:`qtn.simulation.sampling`).
+        A pure circuit is sampled along its exact MPS (all shots at once per
+        qubit); a mixed state by its whole marginal up to 20 qubits, beyond by the
+        chain rule in blocks (see :mod:`qtn.simulation.sampling`).
         """
         if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 1:
             raise ValueError(f"shots must be a positive integer, got {shots!r}")
         qubits = self._qubits(qubits)
-        for name, arr in (("params", params), ("data", data)):
-            if arr is not None and np.ndim(arr) != 1:
+        for name, arr, one in (("params", params, 1), ("data", data, 1), ("state", state, 2)):
+            if arr is not None and np.ndim(arr) != one:
                 raise ValueError(
-                    f"sample takes one input: {name} must be 1-D, got shape {np.shape(arr)}"
+                    f"sample takes one input: {name} must be {one}-D, got shape {np.shape(arr)}"
                 )
-        return sampling.sample(self, int(shots), qubits, params, data, seed)
+        self._inputs(params, data, state)  # validated before anything runs
+        return sampling.sample(self, int(shots), qubits, params, data, seed, state=state)
 
     # ------------------------------------------------------------------ differentiable functions
 
