@@ -32,7 +32,6 @@ from qtn.models import (
     ttn_born_forward,
     ttn_canonicalize,
     ttn_log_marginal,
-    ttn_normalize,
     ttn_sample,
 )
 
@@ -229,7 +228,7 @@ class BornMachine(TNGenerative):
     def _finalize(self, params):
         if self.structure == "mps":
             return right_canonicalize(params)
-        return ttn_normalize(ttn_canonicalize(params))
+        return ttn_canonicalize(params, normalize=True)
 
     def _params_template(self):
         z = np.zeros(())

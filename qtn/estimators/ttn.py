@@ -53,7 +53,7 @@ class TTNClassifier(TNClassifier):
         need more than an MPS, whose near-identity cores pass information on).
     learning_rate
         Adam step size. Default: ``min(1e-3, 0.032 / bond_dim)`` for gradient
-        training, 1e-3 for the local steps of sweeps.
+        training, 1e-2 for the local steps of sweeps.
 
     Every other parameter (``loss``, ``output``, ``feature_map``, ``feature_dim``,
     ``optimizer``, ``clip_norm``, ``lr_schedule``, ``batch_size``, ``max_epochs``,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from qtn.models.mps import MPS, pack, unpack
-from qtn.models.ttn import TTN, TreeLayout, ttn_canonicalize, ttn_normalize
+from qtn.models.ttn import TTN, TreeLayout, ttn_canonicalize
 
 __all__ = [
     "to_quimb",
@@ -224,7 +224,9 @@ def ttn_entanglement_entropy(ttn: TTN) -> list[np.ndarray]:
     the root: the subtree states are orthonormal, so the reduced density matrix
     on a bond is the top-down environment.
     """
-    t = ttn_normalize(ttn_canonicalize(TTN(tuple(np.asarray(a) for a in ttn.layers))))
+    layers = tuple(np.asarray(a, np.complex128 if np.iscomplexobj(a) else np.float64)
+                   for a in ttn.layers)  # fmt: skip
+    t = ttn_canonicalize(TTN(layers), normalize=True)
     levels = t.levels()
     lab = levels[-1].shape[3]
     dens = np.eye(lab, dtype=levels[-1].dtype)[None]  # (1, L, L) above the root

@@ -33,10 +33,24 @@ from qtn.models.born import assignment_weights, right_canonicalize
 from qtn.models.mps import MPS, trim_boundaries
 from qtn.models.ttn import TTN, _norm_envs
 
-__all__ = ["mps_sample", "ttn_sample", "SAMPLING_MEMORY"]
+__all__ = ["mps_sample", "ttn_sample", "SAMPLING_MEMORY", "SAMPLING_CHUNK"]
 
 #: bytes allowed for the per-sample environments of one chunk of conditional samples
 SAMPLING_MEMORY = 256 * 2**20
+#: samples drawn per compiled call; smaller requests are padded to a power of two (>= 8),
+#: so a handful of shapes is ever compiled
+SAMPLING_CHUNK = 4096
+
+
+def _bucket(n: int) -> int:
+    return max(8, 1 << (n - 1).bit_length())
+
+
+def _plan(n: int, cap: int) -> list[tuple[int, int, int]]:
+    """(start, stop, padded size) of the calls that draw n samples, at most ``cap`` per call."""
+    cap = max(1, min(cap, SAMPLING_CHUNK))
+    cap = 1 << (cap.bit_length() - 1)  # a power of two
+    return [(s, min(s + cap, n), _bucket(min(cap, n - s))) for s in range(0, n, cap)]
 
 
 def _draw(p, u):
@@ -111,12 +125,6 @@ def _mps_sample_given(cores, weights, key):
     return xs.T, jnp.min(totals, axis=0)
 
 
-def _chunks(n, per_sample_bytes):
-    size = max(1, min(n, SAMPLING_MEMORY // max(per_sample_bytes, 1)))
-    size = 1 << (size.bit_length() - 1) if size < n else n  # few distinct shapes
-    return [(s, min(s + size, n)) for s in range(0, n, size)]
-
-
 def mps_sample(mps: MPS, n_samples: int, key, *, given=None, canonical: bool = False) -> np.ndarray:
     """Exact i.i.d. samples x ~ |psi(x)|^2 / Z of a plain MPS, shape (n_samples, N) int32.
 
@@ -154,21 +162,29 @@ def mps_sample(mps: MPS, n_samples: int, key, *, given=None, canonical: bool = F
         if not canonical:
             mps = right_canonicalize(mps)
         cores = jnp.stack([jnp.asarray(c) for c in trim_boundaries(mps.cores())])
-        xs, worst = _mps_sample_free(cores, key, int(n_samples))
-        if not float(jnp.min(worst)) > 0:  # pragma: no cover - only a zero state gets here
-            raise ValueError("the MPS has zero norm; nothing to sample")
-        return np.asarray(xs)
+        out = []
+        for i, (a, b, size) in enumerate(_plan(int(n_samples), SAMPLING_CHUNK)):
+            xs, worst = _mps_sample_free(cores, jax.random.fold_in(key, i), size)
+            if not float(jnp.min(worst)) > 0:  # pragma: no cover - only a zero state gets here
+                raise ValueError("the MPS has zero norm; nothing to sample")
+            out.append(np.asarray(xs)[: b - a])
+        return np.concatenate(out)
     given = np.asarray(given)
     cores = jnp.stack([jnp.asarray(c) for c in trim_boundaries(mps.cores())])
     n_sites, chi = cores.shape[0], cores.shape[1]
     per = n_sites * chi * chi * cores.dtype.itemsize * 2
     out = []
-    for i, (a, b) in enumerate(_chunks(len(given), per)):
-        w = jnp.asarray(assignment_weights(given[a:b], mps.phys_dim))
+    for i, (a, b, size) in enumerate(_plan(len(given), SAMPLING_MEMORY // per)):
+        w = jnp.asarray(assignment_weights(_pad_rows(given[a:b], size), mps.phys_dim))
         xs, worst = _mps_sample_given(cores, w, jax.random.fold_in(key, i))
-        _check_possible(np.asarray(worst), a)
-        out.append(np.asarray(xs))
+        _check_possible(np.asarray(worst)[: b - a], a)
+        out.append(np.asarray(xs)[: b - a])
     return np.concatenate(out)
+
+
+def _pad_rows(rows, size):
+    """Rows padded to ``size`` by repeating the first (a valid condition), for static shapes."""
+    return np.concatenate([rows, np.repeat(rows[:1], size - len(rows), axis=0)])
 
 
 def _check_possible(worst, offset):
@@ -291,18 +307,21 @@ def ttn_sample(ttn: TTN, n_samples: int, key, *, given=None, padded=None) -> np.
     if given is None:
         base = np.where(pad, 0, -1)
         w1 = jnp.asarray(assignment_weights(base[None], d))
-        template = jnp.broadcast_to(w1, (int(n_samples), p, d))
-        xs, worst = _ttn_sample_free(layers, w1, key, template)
-        if not float(jnp.min(worst)) > 0:  # pragma: no cover - only a zero state gets here
-            raise ValueError("the TTN has zero norm; nothing to sample")
-        return np.asarray(xs)
+        out = []
+        for i, (a, b, size) in enumerate(_plan(int(n_samples), SAMPLING_CHUNK)):
+            template = jnp.broadcast_to(w1, (size, p, d))
+            xs, worst = _ttn_sample_free(layers, w1, jax.random.fold_in(key, i), template)
+            if not float(jnp.min(worst)) > 0:  # pragma: no cover - only a zero state gets here
+                raise ValueError("the TTN has zero norm; nothing to sample")
+            out.append(np.asarray(xs)[: b - a])
+        return np.concatenate(out)
     given = np.where(pad, 0, np.asarray(given))
     chi = max(a.shape[3] for a in layers)
     per = p * chi * chi * layers[0].dtype.itemsize * 2
     out = []
-    for i, (a, b) in enumerate(_chunks(len(given), per)):
-        w = jnp.asarray(assignment_weights(given[a:b], d))
+    for i, (a, b, size) in enumerate(_plan(len(given), SAMPLING_MEMORY // per)):
+        w = jnp.asarray(assignment_weights(_pad_rows(given[a:b], size), d))
         xs, worst = _ttn_sample_given(layers, w, jax.random.fold_in(key, i))
-        _check_possible(np.asarray(worst), a)
-        out.append(np.asarray(xs))
+        _check_possible(np.asarray(worst)[: b - a], a)
+        out.append(np.asarray(xs)[: b - a])
     return np.concatenate(out)

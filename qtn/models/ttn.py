@@ -317,6 +317,20 @@ def _n_levels(n_leaves: int) -> int:
     return k
 
 
+_BLOCK = 2**15
+
+
+@jax.jit
+def _normal_block(key, i):
+    return jax.random.normal(jax.random.fold_in(key, i), (_BLOCK,), jnp.float32)
+
+
+def _normal(key, size: int) -> np.ndarray:
+    """``size`` standard normals from ``key`` in fixed blocks: one compile for every size."""
+    blocks = [np.asarray(_normal_block(key, i)) for i in range(-(-size // _BLOCK))]
+    return np.concatenate(blocks)[:size] if blocks else np.zeros(0, np.float32)
+
+
 def init_ttn(
     key: jax.Array,
     n_leaves: int,
@@ -350,21 +364,24 @@ def init_ttn(
     if not (isinstance(init_std, int | float) and 0 <= init_std < np.inf):
         raise ValueError(f"init_std must be a finite number >= 0, got {init_std!r}")
     dims = level_bond_dims(k, chi, d)
-    dtype = jnp.dtype(dtype)
+    shapes = [
+        (2 ** (k - 1 - lvl), dims[lvl], dims[lvl], dims[lvl + 1] if lvl + 1 < k else lab)
+        for lvl in range(k)
+    ]
+    sizes = [int(np.prod(s)) for s in shapes]
+    # one random draw (one compile per total size), drawn in float32 whatever the dtype
+    noise = np.asarray(_normal(key, sum(sizes)), dtype=np.float64) * init_std
+    offsets = np.cumsum([0, *sizes])
     layers = []
-    keys = jax.random.split(key, k)
-    for lvl in range(k):
-        a = dims[lvl]
-        b = dims[lvl + 1] if lvl + 1 < k else lab
-        shape = (2 ** (k - 1 - lvl), a, a, b)
-        base = np.zeros(shape, np.float32)
+    for lvl, shape in enumerate(shapes):
+        base = np.zeros(shape)
         if lvl == 0:
             base[:, :, :, 0] = 1.0
         else:
             base[:, 0, 0, :] = 1.0 if lvl == k - 1 else 0.0
             base[:, 0, 0, 0] = 1.0
-        noise = init_std * jax.random.normal(keys[lvl], shape, jnp.float32)
-        layers.append((jnp.asarray(base) + noise).astype(dtype))
+        base += noise[offsets[lvl] : offsets[lvl + 1]].reshape(shape)
+        layers.append(jnp.asarray(base, dtype=jnp.dtype(dtype)))
     t = TTN(tuple(layers))
     return t if padded is None else trim_padding(t, padded)
 
@@ -506,7 +523,7 @@ def ttn_normalize(ttn: TTN) -> TTN:
     return TTN((*ttn.layers[:-1], ttn.layers[-1] * scale))
 
 
-def ttn_canonicalize(ttn: TTN) -> TTN:
+def ttn_canonicalize(ttn: TTN, *, normalize: bool = False) -> TTN:
     """Canonical form toward the root: every non-root tensor an isometry, the norm at the root.
 
     For each tensor below the root, sum_{a,b} T[a,b,c] conj(T[a,b,c']) = delta_{cc'} on
@@ -514,6 +531,9 @@ def ttn_canonicalize(ttn: TTN) -> TTN:
     orthonormal set of states. Bottom-up batched SVDs on the host (numpy), the
     remainder R absorbed into the parent; the state is unchanged. Exact zero
     rows (padding legs) stay exactly zero, as in :func:`qtn.models.split`.
+    With ``normalize`` the remainders are rescaled on the way and the state
+    returned has unit norm (the norm of a deep trained tree can exceed the
+    float range; the direction never does).
     """
     layers = [np.array(a) for a in ttn.layers]
     for lvl in range(len(layers) - 1):
@@ -527,6 +547,9 @@ def ttn_canonicalize(ttn: TTN) -> TTN:
         rows = np.any(mat != 0, axis=2)
         u = u * keep[:, None, :] * rows[:, :, None]
         rmat = (s * keep)[:, :, None] * vh  # (j, r, c)
+        if normalize:
+            top = np.max(s * keep, axis=1)
+            rmat = rmat / np.where(top > 0, top, 1)[:, None, None]
         if r < c:  # pad the bond back to c
             u = np.concatenate([u, np.zeros((j, a * b, c - r), u.dtype)], axis=2)
             rmat = np.concatenate([rmat, np.zeros((j, c - r, c), rmat.dtype)], axis=1)
@@ -535,6 +558,10 @@ def ttn_canonicalize(ttn: TTN) -> TTN:
         parent = np.einsum("jxa,jabc->jxbc", rmat[0::2], parent)
         parent = np.einsum("jyb,jxbc->jxyc", rmat[1::2], parent)
         layers[lvl + 1] = parent
+    if normalize:
+        root = layers[-1]
+        nrm = np.linalg.norm(root)
+        layers[-1] = root / (nrm if nrm > 0 else 1)
     return TTN(tuple(layers))
 
 

@@ -371,7 +371,7 @@ def _tree_sweep_epoch(forward, params, state, phi, y, w, config, rng):
     return params, state, {"loss": loss, "accuracy": acc}
 
 
-register_method(Method("tree_sweep", _tree_sweep_init, _tree_sweep_epoch, 5, lambda p: 1e-3))
+register_method(Method("tree_sweep", _tree_sweep_init, _tree_sweep_epoch, 5, lambda p: 1e-2))
 
 
 # ----------------------------------------------------------------------------- optimizer

@@ -7,12 +7,13 @@ amplitudes of sample x are
 
 where u, w are the bottom-up vectors of v's two children (feature vectors at
 the leaves) and top(x) (c, L) is the contraction of everything above v. One
-epoch visits every node once in depth-first pre-order from the root: update
+epoch visits every node once in depth-first post-order from the root: descend
+into the left child with its top environment, then into the right child
+(whose top environment uses the left child's refreshed vector), then update
 the node with ``local_steps`` minibatch Adam steps of the loss (the softmax
-temperature included), descend into the left child with its new top
-environment, then into the right child (whose top environment uses the left
-child's refreshed vector), and finally refresh the node's own bottom-up
-vector. Bottom-up vectors of every node are cached (one (n, chi) array per
+temperature included) and refresh its bottom-up vector. Post-order learns
+features from the leaves up; on the digits it reached a lower loss per sweep
+than pre-order (root first). Bottom-up vectors of every node are cached (one (n, chi) array per
 node, normalised per sample); top environments live only along the current
 path. A sweep therefore costs about three forward passes plus the local
 steps. Tensors are rescaled to unit norm after each update (the outputs are
@@ -165,17 +166,17 @@ def tree_sweep_epoch(
 
     def visit(lvl, j, top):
         nonlocal log_temp
+        ul, ur = _leaf_vectors(phi, lvl, j, ups)
+        if lvl > 0:  # children first (post-order): features are learnt from the leaves up
+            visit(lvl - 1, 2 * j, _top_left(nodes[lvl][j], ur, top))
+            ul = ups[lvl - 1][2 * j]
+            visit(lvl - 1, 2 * j + 1, _top_right(nodes[lvl][j], ul, top))
+            ur = ups[lvl - 1][2 * j + 1]
         idx = rng.integers(0, n, size=(local_steps, b))
         mask = np.ones((local_steps, b), np.float32)
-        ul, ur = _leaf_vectors(phi, lvl, j, ups)
         t, log_temp, ls = update(nodes[lvl][j], log_temp, ul, ur, top, y, w, idx, mask)
         nodes[lvl][j] = t
         losses.append(ls)
-        if lvl > 0:
-            visit(lvl - 1, 2 * j, _top_left(t, ur, top))
-            ul = ups[lvl - 1][2 * j]
-            visit(lvl - 1, 2 * j + 1, _top_right(t, ul, top))
-            ur = ups[lvl - 1][2 * j + 1]
         if lvl < k - 1:
             ups[lvl][j] = _up(ul, ur, t)
 
