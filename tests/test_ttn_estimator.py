@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import qtn
 from qtn import TTNClassifier
-from qtn.data import load_digits
+from qtn.data import downsample, load_digits
 from qtn.features import get_feature_map
 from qtn.models import (
     init_ttn_classifier,
@@ -23,10 +23,12 @@ from qtn.models import (
 from qtn.training import evaluate
 from qtn.training.tree_sweep import tree_sweep_epoch, tree_sweep_init
 
-# Every scikit-learn check passes; none is expected to fail.
+# Every scikit-learn check passes; none is expected to fail. Slow (make test-slow): each
+# check fits on data of its own shape, which compiles anew (about 85 CPU-seconds in all).
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 
+@pytest.mark.slow
 @parametrize_with_checks(
     [
         TTNClassifier(
@@ -65,12 +67,19 @@ def test_digits_accuracy_and_amplitudes(fitted, digits_split):
         np.testing.assert_allclose(np.exp(logn[b]) * fhat[b] / scale, ref / scale, atol=1e-5)
 
 
-def test_tree_sweep_caches_consistent_environments_and_learns(digits_split):
-    Xtr, _, ytr, _ = digits_split
+@pytest.fixture(scope="module")
+def digits4(digits_split):
+    """4x4 digits (16 leaves): sweeps compile per level, so their tests use a small tree."""
+    Xtr, Xte, ytr, yte = digits_split
+    return [downsample(X.reshape(-1, 8, 8), 4).reshape(-1, 16) for X in (Xtr, Xte)] + [ytr, yte]
+
+
+def test_tree_sweep_caches_consistent_environments_and_learns(digits4):
+    Xtr, _, ytr, _ = digits4
     X, y = Xtr[:300], ytr[:300]
-    lay = tree_layout(64, (8, 8))
+    lay = tree_layout(16, (4, 4))
     phi = jnp.asarray(lay.to_leaves(get_feature_map("trigonometric")(X)), jnp.float32)
-    p = init_ttn_classifier(jax.random.key(0), 64, 10, 4, padded=lay.padded, init_std=0.1)
+    p = init_ttn_classifier(jax.random.key(0), 16, 10, 4, padded=lay.padded, init_std=0.1)
     p, state = tree_sweep_init(p, phi, jnp.asarray(y))
     rng = np.random.default_rng(0)
     losses = [evaluate(ttn_classifier_forward, p, phi, jnp.asarray(y), "cross_entropy")[0]]
@@ -87,12 +96,12 @@ def test_tree_sweep_caches_consistent_environments_and_learns(digits_split):
             np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_sweep_method_estimator(digits_split):
-    Xtr, Xte, ytr, yte = digits_split
-    clf = TTNClassifier(bond_dim=4, image_shape=(8, 8), method="sweep", max_epochs=2,
+def test_sweep_method_estimator(digits4):
+    Xtr, Xte, ytr, yte = digits4
+    clf = TTNClassifier(bond_dim=4, image_shape=(4, 4), method="sweep", max_epochs=3,
                         learning_rate=3e-2, random_state=0)  # fmt: skip
-    clf.fit(Xtr, ytr)
-    assert clf.history_[1]["loss"] < clf.history_[0]["loss"]
+    clf.fit(Xtr[:300], ytr[:300])  # the sample count of the test above: no new compiles
+    assert clf.history_[2]["loss"] < clf.history_[0]["loss"]
     assert clf.score(Xte, yte) > 0.5
 
 
