@@ -12,7 +12,7 @@ with L_x, R_x the cached left/right environment vectors of sample x (the
 contracted isometric halves of the chain, normalised per sample, their log
 scales carried separately). ``local_steps`` full-batch gradient steps of size
 ``learning_rate`` on the unit sphere (theta normalised after each step, as in
-Han et al.) lower it; a truncated SVD then splits theta (at most ``max_bond``
+Han et al.; a step longer than ``MAX_STEP`` = 0.5 is shortened to it) lower it; a truncated SVD then splits theta (at most ``max_bond``
 = the stored bond dimension, dropping singular values below ``cutoff`` times
 the largest), leaving the left core an isometry and moving the centre one
 site: bond dimensions adapt to the data. One epoch sweeps the centre from
@@ -38,6 +38,9 @@ __all__ = ["BornSweepState", "born_sweep_init", "born_sweep_epoch", "SWEEP_MEMOR
 
 #: the largest environment cache (bytes) a Born sweep allocates before refusing
 SWEEP_MEMORY = 12 * 2**30
+#: the longest local gradient step (theta has unit norm); 1/psi(x) in the gradient can be
+#: huge for a sample the state nearly misses, and an unclipped step then destroys theta
+MAX_STEP = 0.5
 _TINY = 1e-30
 
 
@@ -98,7 +101,10 @@ def _make_update(lr: float, cutoff: float, steps: int):
 
         def step(theta, _):
             g = grad(theta, lenv, llog, renv, rlog, pi, pj, w)
-            theta = theta - lr * g
+            move = lr * g
+            size = jnp.linalg.norm(move)  # trust region: a step moves the unit theta <= 0.5
+            move = move * jnp.minimum(1.0, MAX_STEP / jnp.where(size > 0, size, 1))
+            theta = theta - move
             return theta / jnp.linalg.norm(theta), None
 
         theta, _ = jax.lax.scan(step, theta, None, length=steps)
