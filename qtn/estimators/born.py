@@ -294,13 +294,13 @@ class BornMachine(TNGenerative):
             x = ttn_sample(self.params_, n, key, given=leaf_given, padded=lay.padded)
             return lay.from_leaf_values(x)
 
-    def sample(self, n_samples: int = 1, *, seed=None, given=None) -> np.ndarray:
+    def sample(self, n_samples: int | None = None, *, seed=None, given=None) -> np.ndarray:
         """Exact i.i.d. samples x ~ p(x), shape (n_samples, n_features) int64.
 
         Parameters
         ----------
         n_samples
-            How many (>= 1).
+            How many (>= 1). Default: 1, or the number of rows of a 2D ``given``.
         seed
             An int, a numpy ``Generator``, a JAX key, or None (fresh randomness).
         given
@@ -315,6 +315,9 @@ class BornMachine(TNGenerative):
             Bad arguments, or fixed values of probability zero under the model.
         """
         check_is_fitted(self)
+        if n_samples is None:
+            rows = np.shape(given)
+            n_samples = rows[0] if given is not None and len(rows) == 2 else 1
         n = check_n_samples(n_samples)
         g = None if given is None else self._given(given, n)
         x = self._draw(n, self._key(seed), g)

@@ -12,8 +12,9 @@ with L_x, R_x the cached left/right environment vectors of sample x (the
 contracted isometric halves of the chain, normalised per sample, their log
 scales carried separately). ``local_steps`` full-batch gradient steps of size
 ``learning_rate`` on the unit sphere (theta normalised after each step, as in
-Han et al.; a step longer than ``MAX_STEP`` = 0.5 is shortened to it) lower it; a truncated SVD then splits theta (at most ``max_bond``
-= the stored bond dimension, dropping singular values below ``cutoff`` times
+Han et al.; a step longer than ``MAX_STEP`` = 0.5 is shortened to it) lower
+it; a truncated SVD then splits theta (at most ``max_bond`` = the stored bond
+dimension, dropping singular values below ``cutoff`` times
 the largest), leaving the left core an isometry and moving the centre one
 site: bond dimensions adapt to the data. One epoch sweeps the centre from
 site 0 to N-1 and back (every bond updated twice); sweeping left is sweeping
@@ -150,10 +151,12 @@ def born_sweep_init(mps: MPS, phi, w=None) -> tuple[MPS, BornSweepState]:
     return MPS.from_cores(cores, 0), state
 
 
-def _right_sweep(cores, envs_l, logs_l, envs_r, logs_r, phi, w, update):
+def _right_sweep(cores, envs_l, logs_l, envs_r, logs_r, phi, w, update, bar=None):
     """Move the centre from 0 to N-1, updating each bond; returns (last loss, ranks, worst)."""
     ranks, worst, loss = [], jnp.zeros(()), None
     for i in range(len(cores) - 1):
+        if bar is not None:
+            bar.update(1)
         a, b, env, logs, loss, rank, disc = update(
             cores[i], cores[i + 1], envs_l[i], logs_l[i], envs_r[i + 1], logs_r[i + 1],
             phi[:, i], phi[:, i + 1], w,
@@ -173,8 +176,14 @@ def born_sweep_epoch(
     learning_rate: float,
     cutoff: float,
     local_steps: int,
+    progress: bool = False,
 ) -> tuple[MPS, BornSweepState, float]:
-    """One epoch: the centre from site 0 to N-1 and back. Returns (mps, state, exact NLL)."""
+    """One epoch: the centre from site 0 to N-1 and back. Returns (mps, state, exact NLL).
+
+    ``progress`` shows a tqdm bar over the 2 (N-1) bond updates.
+    """
+    from tqdm.auto import tqdm
+
     if mps.n_sites < 2:
         raise ValueError("Born-machine sweeps need at least 2 sites to form a bond")
     update = _make_update(float(learning_rate), float(cutoff), int(local_steps))
@@ -182,10 +191,14 @@ def born_sweep_epoch(
     cores = mps.cores()
     envs_l, logs_l = list(state.envs_left), list(state.logs_left)
     envs_r, logs_r = list(state.envs_right), list(state.logs_right)
-    _, _, d1 = _right_sweep(cores, envs_l, logs_l, envs_r, logs_r, phi, w, update)
+    bar = tqdm(total=2 * (len(cores) - 1), desc="sweep", leave=False, disable=not progress)
+    _, _, d1 = _right_sweep(cores, envs_l, logs_l, envs_r, logs_r, phi, w, update, bar)
     mcores, mphi = reverse_cores(cores), jnp.flip(phi, 1)
     menvs_l, mlogs_l, menvs_r, mlogs_r = envs_r[::-1], logs_r[::-1], envs_l[::-1], logs_l[::-1]
-    loss, mranks, d2 = _right_sweep(mcores, menvs_l, mlogs_l, menvs_r, mlogs_r, mphi, w, update)
+    loss, mranks, d2 = _right_sweep(
+        mcores, menvs_l, mlogs_l, menvs_r, mlogs_r, mphi, w, update, bar
+    )
+    bar.close()
     cores = reverse_cores(mcores)
     new_state = BornSweepState(
         menvs_r[::-1], mlogs_r[::-1], menvs_l[::-1], mlogs_l[::-1],

@@ -339,7 +339,7 @@ def _born_sweep_init(forward, params, phi, y, w, config, rng):
 def _born_sweep_epoch(forward, params, state, phi, y, w, config, rng):
     params, state, loss = born_sweep_epoch(
         params, state, phi, w, learning_rate=config.resolved_learning_rate(params),
-        cutoff=config.cutoff, local_steps=config.local_steps,
+        cutoff=config.cutoff, local_steps=config.local_steps, progress=config.verbose >= 2,
     )  # fmt: skip
     return params, state, {"loss": loss, "accuracy": None, "bond_ranks": state.ranks,
                            "max_discarded_weight": state.max_discarded}  # fmt: skip
