@@ -39,6 +39,7 @@ __all__ = ["BornMachine"]
 
 STRUCTURES = ("mps", "ttn")
 _MAX_MARGINAL = 2**16
+_MARGINAL_MEMORY = 256 * 2**20  # bytes of per-row environments per call (trees)
 
 
 class BornMachine(TNGenerative):
@@ -294,7 +295,7 @@ class BornMachine(TNGenerative):
             x = ttn_sample(self.params_, n, key, given=leaf_given, padded=lay.padded)
             return lay.from_leaf_values(x)
 
-    def sample(self, n_samples: int | None = None, *, seed=None, given=None) -> np.ndarray:
+    def sample(self, n_samples: int | None = None, seed=None, *, given=None) -> np.ndarray:
         """Exact i.i.d. samples x ~ p(x), shape (n_samples, n_features) int64.
 
         Parameters
@@ -362,10 +363,16 @@ class BornMachine(TNGenerative):
         """log p(fixed values) for rows of values (B, n_features) with -1 for summed sites."""
         d = self._n_categories()
         dtype = check_dtype(self.dtype)
+        step = 1024
+        if self.structure == "ttn":  # every row keeps its tree of (chi, chi) environments
+            per_row = sum(a.shape[0] * a.shape[3] ** 2 for a in self.params_.layers)
+            step = int(
+                max(1, min(step, _MARGINAL_MEMORY // (4 * per_row * np.dtype(dtype).itemsize)))
+            )
         out = []
         with x64_if(dtype):
-            for s in range(0, len(values), 1024):
-                part = values[s : s + 1024]
+            for s in range(0, len(values), step):
+                part = values[s : s + step]
                 if self.structure == "mps":
                     w = assignment_weights(part, d, np.dtype(dtype))
                     out.append(np.asarray(mps_log_marginal(self.params_, w)))
