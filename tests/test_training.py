@@ -124,7 +124,7 @@ def test_early_stopping_keeps_best(small_problem):
 
 
 def test_fit_config_is_validated_at_construction():
-    assert set(list_methods()) == {"gradient", "sweep"}
+    assert set(list_methods()) == {"gradient", "sweep", "born_sweep", "tree_sweep"}
     with pytest.raises(ValueError, match="unknown method 'dmrg'; valid methods"):
         FitConfig(method="dmrg")
     with pytest.raises(ValueError, match="unknown loss 'hinge'; valid losses"):

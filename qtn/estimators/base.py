@@ -7,7 +7,12 @@ as given, as scikit-learn requires) and implement three hooks:
 - ``_init_params(key, n_features, n_outputs, phys_dim, dtype)``: initial params pytree;
 - ``_forward``: the model's ``forward(params, phi) -> (fhat, log_norm)``;
 - ``_params_template()``: a pytree of the params' structure with placeholder
-  leaves, which :meth:`TNEstimator.load` fills from a file.
+  leaves, which :meth:`TNEstimator.load` fills from a file (``n_features_in_``
+  is set before it is called, for structures that depend on it).
+
+and may override ``_config_overrides()`` to map their own ``method``
+vocabulary onto the training methods (and fix the loss), and ``_features``
+to arrange feature vectors for their network (a TTN's leaf order).
 
 The base provides validation of X and y, the range policy and scaling, the
 feature-map step, chunked inference (the training package's evaluation loop),
@@ -76,6 +81,8 @@ class TNEstimator(BaseEstimator):
 
     # -- hooks
     _file_kind = "qtn.TNEstimator"
+    #: subclasses whose ``init_std=None`` means a structure-dependent default set this
+    _init_std_default = None
 
     def _init_params(self, key, n_features, n_outputs, phys_dim, dtype):  # pragma: no cover
         raise NotImplementedError
@@ -91,17 +98,33 @@ class TNEstimator(BaseEstimator):
         """Subclass hook: consistency of a loaded model with its header (raise ValueError)."""
 
     # -- validation of the estimator's own parameters
+    def _config_overrides(self) -> dict:
+        """FitConfig fields the estimator sets itself (its method vocabulary, a fixed loss)."""
+        return {}
+
+    @staticmethod
+    def _choose_method(method, methods: dict) -> str:
+        """The training method an estimator's ``method`` names, with a clear error if unknown."""
+        if not isinstance(method, str) or method not in methods:
+            raise ValueError(f"unknown method {method!r}; valid methods: {list(methods)}")
+        return methods[method]
+
     def _validate_params(self) -> FitConfig:
         """Validate the parameters; returns the :class:`FitConfig` they define."""
         names = set(FitConfig.field_names()) & set(self.get_params())
         try:
-            config = FitConfig(**{k: getattr(self, k) for k in names})
+            kw = {k: getattr(self, k) for k in names}
+            kw.update(self._config_overrides())
+            config = FitConfig(**kw)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        if self.scaling not in SCALINGS:
-            raise ValueError(f"unknown scaling {self.scaling!r}; valid values: {list(SCALINGS)}")
+        scaling = getattr(self, "scaling", None)
+        if scaling not in SCALINGS:
+            raise ValueError(f"unknown scaling {scaling!r}; valid values: {list(SCALINGS)}")
         v = self.init_std
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
+        if v is None and self._init_std_default is not None:
+            pass
+        elif isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
             raise ValueError(f"init_std must be a finite number >= 0, got {v!r}")
         check_dtype(self.dtype)
         self._fmap()
@@ -116,12 +139,12 @@ class TNEstimator(BaseEstimator):
 
     # -- the feature step
     def _fit_scaling(self, X) -> None:
-        if self.scaling == "minmax":
+        if getattr(self, "scaling", None) == "minmax":
             self.scaler_ = MinMaxScaler(clip=True).fit(X)
 
     def _transform(self, X, argname: str = "X"):
         """X scaled (if ``scaling``) and checked against the feature map's range."""
-        if self.scaling == "minmax":
+        if getattr(self, "scaling", None) == "minmax":
             X = self.scaler_.transform(X)
         try:
             return self._fmap().validate(X, argname)
@@ -174,7 +197,7 @@ class TNEstimator(BaseEstimator):
         leaves = jax.tree_util.tree_leaves(self.params_)
         schema = params_schema(self.params_)
         arrays = {f"params/{s['path']}": np.asarray(v) for s, v in zip(schema, leaves)}
-        if self.scaling == "minmax":
+        if getattr(self, "scaling", None) == "minmax":
             for a in _SCALER_FIELDS:
                 arrays["scaler/" + a] = getattr(self.scaler_, a)
         arrays.update(self._extra_arrays())
@@ -216,7 +239,11 @@ class TNEstimator(BaseEstimator):
             raise FormatError(f"{path}: field 'history' must be a list of objects")
         fit_info = _field(header, "fit_info", dict, path)
         schema = _field(header, "params_schema", list, path)
-        template = est._params_template()
+        est.n_features_in_ = n_feat
+        try:
+            template = est._params_template()
+        except ValueError as exc:
+            raise FormatError(f"{path}: field 'estimator_params' is invalid ({exc})") from None
         expect = [s["path"] for s in params_schema(template)]
         got = [s.get("path") if isinstance(s, dict) else None for s in schema]
         if got != expect:
@@ -242,7 +269,7 @@ class TNEstimator(BaseEstimator):
         est.history_ = history
         est.n_iter_ = len(history)
         est.fit_info_ = fit_info
-        if est.scaling == "minmax":
+        if getattr(est, "scaling", None) == "minmax":
             sc = MinMaxScaler(clip=True)
             for a in _SCALER_FIELDS:
                 arr = arrays.get("scaler/" + a)

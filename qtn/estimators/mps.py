@@ -168,6 +168,11 @@ class MPSClassifier(TNClassifier):
     _file_kind = "qtn.MPSClassifier"
     _forward = staticmethod(classifier_forward)
 
+    def _config_overrides(self) -> dict:
+        return {
+            "method": self._choose_method(self.method, {"gradient": "gradient", "sweep": "sweep"})
+        }
+
     def _validate_params(self):
         config = super()._validate_params()
         for name in ("bond_dim",):
