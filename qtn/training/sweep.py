@@ -54,7 +54,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from qtn.models import MPS, ClassifierParams, merge, reverse_cores, split, trim_boundaries
+from qtn.models import (
+    MPS,
+    ClassifierParams,
+    classifier_forward,
+    merge,
+    reverse_cores,
+    split,
+    trim_boundaries,
+)
+from qtn.training.evaluate import apply
 from qtn.training.losses import get_loss
 
 __all__ = [
@@ -75,8 +84,9 @@ _CHUNK = 2048
 class SweepState:
     """What sweeps carry between epochs.
 
-    ``envs_left[i]`` / ``envs_right[i]`` is the (n, chi) environment left of /
-    right of site i (None where the last sweep released it); ``ranks`` the
+    ``envs_left[i]`` / ``envs_right[i]`` is the (n, chi) normalised environment left
+    of / right of site i (None where the last sweep released it), ``logs_left[i]`` /
+    ``logs_right[i]`` its log-norm (n,); ``ranks`` the
     bond ranks kept by the last sweep; ``data`` the training arrays padded to
     whole chunks (padding rows have weight 0).
     """
@@ -84,27 +94,35 @@ class SweepState:
     envs_left: list
     envs_right: list
     ranks: list
+    logs_left: list = field(default_factory=list)
+    logs_right: list = field(default_factory=list)
     max_discarded: float = 0.0
     data: tuple = field(default=(), repr=False)
     local_loss: float = float("nan")
 
 
 @jax.jit
-def _advance(env, core, phi):
-    """env (n, chi) through one site core (chi, d, chi) with features phi (n, d); normalised."""
+def _advance(env, core, phi, log_scale):
+    """env (n, chi) through one site core (chi, d, chi) with features phi (n, d): the
+    normalised environment and its accumulated log-norm (n,)."""
     w = jnp.einsum("na,asb,ns->nb", env, core, phi)
-    nrm = jnp.linalg.norm(w, axis=1, keepdims=True)
-    return w / jnp.where(nrm > 0, nrm, 1)
+    nrm = jnp.linalg.norm(w, axis=1)
+    safe = jnp.where(nrm > 0, nrm, 1)
+    return w / safe[:, None], log_scale + jnp.log(jnp.where(nrm > 0, nrm, 1e-30))
 
 
-def left_environments(cores: list, phi, upto: int) -> list:
-    """Environments left of sites 0..upto (inclusive) of a chain whose label is at or after upto."""
+def left_environments(cores: list, phi, upto: int, *, with_log: bool = False):
+    """Environments left of sites 0..upto (inclusive) of a chain whose label is at or after upto.
+
+    With ``with_log``, also their log-norms (the raw environment is exp(log) * env).
+    """
     n, chi = phi.shape[0], cores[0].shape[0]
-    envs = [None] * len(cores)
+    envs, logs = [None] * len(cores), [None] * len(cores)
     envs[0] = jnp.zeros((n, chi), phi.dtype).at[:, 0].set(1)
+    logs[0] = jnp.zeros(n, phi.dtype)
     for i in range(upto):
-        envs[i + 1] = _advance(envs[i], cores[i], phi[:, i])
-    return envs
+        envs[i + 1], logs[i + 1] = _advance(envs[i], cores[i], phi[:, i], logs[i])
+    return (envs, logs) if with_log else envs
 
 
 def env_memory_bytes(n_samples: int, n_sites: int, bond_dim: int, itemsize: int = 4) -> int:
@@ -124,13 +142,16 @@ def _make_cg_update(steps: int, l2: float, cutoff: float, chunk: int):
     """Right move at bond (i, i+1) for the quadratic cost, by ``steps`` CG iterations."""
 
     @jax.jit
-    def update(t, a, log_temp, lenv, renv, pi, pj, y, w):
+    def update(t, a, log_temp, lenv, llog, renv, rlog, pi, pj, y, w, log_s):
         chi, d, n_lab = t.shape[0], t.shape[1], t.shape[2]
+        # the sweep's cost is on f(x_n) / s_n with s_n = ||f(x_n)|| at the sweep's start;
+        # f = exp(llog + rlog) g: fold the per-sample factor into the left environment
+        lenv_in = lenv * jnp.exp(llog + rlog - log_s)[:, None]
         n = lenv.shape[0]
         c = n // chunk
         dt = t.dtype
         onehot = jax.nn.one_hot(y, n_lab, dtype=dt)
-        data = tuple(_chunks(v, c) for v in (lenv, renv, pi, pj, w))
+        data = tuple(_chunks(v, c) for v in (lenv_in, renv, pi, pj, w))
         w_tot = jnp.maximum(jnp.sum(w), 1e-30)
 
         def x_of(le, p):  # (chunk, chi d): left environment times the left feature
@@ -183,8 +204,8 @@ def _make_cg_update(steps: int, l2: float, cutoff: float, chunk: int):
         b, g, r, _, _ = jax.lax.fori_loop(0, steps, body, (b0, g, r, r, rs))
         loss = 0.5 * jnp.sum(wc * (g - tgt) ** 2) / w_tot + 0.5 * l2 * jnp.vdot(b, b)
         new_a, new_t, discarded, rank = split(b, move="right", max_bond=chi, cutoff=cutoff)
-        new_env = _advance(lenv, new_a, pi)
-        return new_a, new_t, log_temp, new_env, loss, rank, discarded
+        new_env, new_log = _advance(lenv, new_a, pi, llog)
+        return new_a, new_t, log_temp, new_env, new_log, loss, rank, discarded
 
     return update
 
@@ -215,7 +236,7 @@ def _make_adam_update(loss_name: str, lr: float, cutoff: float, steps: int, batc
     grad_fn = jax.value_and_grad(local_loss)
 
     @jax.jit
-    def update(t, a, log_temp, lenv, renv, pi, pj, y, w, key):
+    def update(t, a, log_temp, lenv, llog, renv, rlog, pi, pj, y, w, log_s, key):
         """Right move at bond (i, i+1): label core t at i, plain core a at i+1."""
         theta = (merge(t, a), log_temp)
         state = opt.init(theta)
@@ -233,8 +254,8 @@ def _make_adam_update(loss_name: str, lr: float, cutoff: float, steps: int, batc
         new_a, new_t, discarded, rank = split(
             bt, move="right", max_bond=t.shape[0], cutoff=cutoff, normalize=True
         )
-        new_env = _advance(lenv, new_a, pi)
-        return new_a, new_t, log_temp, new_env, losses.mean(), rank, discarded
+        new_env, new_log = _advance(lenv, new_a, pi, llog)
+        return new_a, new_t, log_temp, new_env, new_log, losses.mean(), rank, discarded
 
     return update
 
@@ -242,20 +263,21 @@ def _make_adam_update(loss_name: str, lr: float, cutoff: float, steps: int, batc
 # ----------------------------------------------------------------------------- sweeps
 
 
-def _right_sweep(cores, log_temp, start, stop, envs_l, envs_r, phi, y, w, update, keys):
+def _right_sweep(cores, log_temp, start, stop, envs, logs, data, update, keys):
     """Move the label from ``start`` to ``stop`` (> start), updating each bond on the way.
 
     Right environments passed are released (set to None): the next sweep recomputes them.
     """
+    (envs_l, envs_r), (logs_l, logs_r), (phi, y, w, log_s) = envs, logs, data
     losses, ranks, disc = [], [], 0.0
     for i in range(start, stop):
         extra = () if keys is None else (next(keys),)
-        a, t, log_temp, env, loss, rank, dw = update(
-            cores[i], cores[i + 1], log_temp, envs_l[i], envs_r[i + 1],
-            phi[:, i], phi[:, i + 1], y, w, *extra,
+        a, t, log_temp, env, lg, loss, rank, dw = update(
+            cores[i], cores[i + 1], log_temp, envs_l[i], logs_l[i], envs_r[i + 1],
+            logs_r[i + 1], phi[:, i], phi[:, i + 1], y, w, log_s, *extra,
         )  # fmt: skip
-        cores[i], cores[i + 1], envs_l[i + 1] = a, t, env
-        envs_r[i] = None  # the label has left site i: its right environment is stale
+        cores[i], cores[i + 1], envs_l[i + 1], logs_l[i + 1] = a, t, env, lg
+        envs_r[i] = logs_r[i] = None  # the label has left site i: its right env is stale
         losses.append(loss)
         ranks.append(rank)
         disc = jnp.maximum(disc, dw)
@@ -268,6 +290,28 @@ def _pad_rows(x, n_pad, fill=0):
         return x
     pad = jnp.full((extra, *x.shape[1:]), fill, x.dtype)
     return jnp.concatenate([x, pad])
+
+
+def _gauge_to_center(cores: list, k: int) -> list:
+    """Mixed canonical form around site k without moving the label: cores left of k
+    left-isometric, right of k right-isometric (exact: each split keeps the bond's rank).
+
+    Then every environment has norm at most 1 and replacing an isometry by another
+    (as sweeps do) keeps the raw outputs' scale comparable.
+    """
+    cores = trim_boundaries([np.asarray(c, dtype=np.float64) for c in cores])
+    chi = cores[k].shape[0]
+    for i in range(k):
+        a, b, _, _ = split(merge(cores[i], cores[i + 1]), move="right", max_bond=chi)
+        cores[i], cores[i + 1] = a, b
+    for i in range(len(cores) - 2, k - 1, -1):
+        a, b, _, _ = split(merge(cores[i], cores[i + 1]), move="left", max_bond=chi)
+        cores[i], cores[i + 1] = a, b
+    # the norm gathered in the centre is irrelevant to the outputs (they are normalised)
+    # and can leave float32's range (an identity-initialised chain grows like 2^(N/2))
+    nrm = np.linalg.norm(cores[k])
+    cores[k] = cores[k] / (nrm if nrm > 0 else 1.0)
+    return cores
 
 
 def sweep_init(params: ClassifierParams, phi, y, w=None) -> tuple[ClassifierParams, SweepState]:
@@ -285,12 +329,15 @@ def sweep_init(params: ClassifierParams, phi, y, w=None) -> tuple[ClassifierPara
     y_p = _pad_rows(jnp.asarray(y, jnp.int32), n_pad)
     w_p = _pad_rows(w, n_pad)
     mps = params.network
-    cores = trim_boundaries([jnp.asarray(c) for c in mps.cores()])
     k = mps.center_site
-    envs_l = left_environments(cores, phi_p, k)
-    envs_r = left_environments(reverse_cores(cores), jnp.flip(phi_p, 1), len(cores) - 1 - k)[::-1]
+    cores = [jnp.asarray(c, phi.dtype) for c in _gauge_to_center(mps.cores(), k)]
+    envs_l, logs_l = left_environments(cores, phi_p, k, with_log=True)
+    envs_r, logs_r = left_environments(
+        reverse_cores(cores), jnp.flip(phi_p, 1), len(cores) - 1 - k, with_log=True
+    )
     new = ClassifierParams(MPS.from_cores(cores, k), params.log_temp)
-    return new, SweepState(envs_l, envs_r, [], data=(phi_p, y_p, w_p, chunk))
+    return new, SweepState(envs_l, envs_r[::-1], [], logs_l, logs_r[::-1],
+                           data=(phi_p, y_p, w_p, chunk))  # fmt: skip
 
 
 def sweep_epoch(
@@ -323,31 +370,41 @@ def sweep_epoch(
 
     cores = params.network.cores()
     log_temp = params.log_temp
+    # the per-sample scale of this sweep's cost: ||f(x_n)|| of the model at its start
+    _, log_s = apply(classifier_forward, params, phi)
+    log_s = jnp.asarray(np.where(np.isfinite(log_s), log_s, 0.0), phi.dtype)
     envs_l, envs_r = list(state.envs_left), list(state.envs_right)
+    logs_l, logs_r = list(state.logs_left), list(state.logs_right)
     all_losses = []
     # 1) right from k to the end
     log_temp, ls, _, d1 = _right_sweep(
-        cores, log_temp, k, n_sites - 1, envs_l, envs_r, phi, y, w, update, keys
-    )
+        cores, log_temp, k, n_sites - 1, (envs_l, envs_r), (logs_l, logs_r), (phi, y, w, log_s),
+        update, keys,
+    )  # fmt: skip
     all_losses += ls
     # 2) left from the end to 0, as a right sweep of the mirrored chain
     mcores, mphi = reverse_cores(cores), jnp.flip(phi, 1)
-    menvs_l, menvs_r = envs_r[::-1], envs_l[::-1]
+    m_envs = (envs_r[::-1], envs_l[::-1])
+    m_logs = (logs_r[::-1], logs_l[::-1])
     log_temp, ls, mranks, d2 = _right_sweep(
-        mcores, log_temp, 0, n_sites - 1, menvs_l, menvs_r, mphi, y, w, update, keys
+        mcores, log_temp, 0, n_sites - 1, m_envs, m_logs, (mphi, y, w, log_s), update, keys
     )
     all_losses += ls
-    cores, envs_r, envs_l = reverse_cores(mcores), menvs_l[::-1], menvs_r[::-1]
+    cores = reverse_cores(mcores)
+    envs_r, envs_l = m_envs[0][::-1], m_envs[1][::-1]
+    logs_r, logs_l = m_logs[0][::-1], m_logs[1][::-1]
     # 3) right from 0 back to k
     ranks = [int(r) for r in mranks][::-1]
     d3 = 0.0
     if k > 0:
         log_temp, ls, rranks, d3 = _right_sweep(
-            cores, log_temp, 0, k, envs_l, envs_r, phi, y, w, update, keys
-        )
+            cores, log_temp, 0, k, (envs_l, envs_r), (logs_l, logs_r), (phi, y, w, log_s),
+            update, keys,
+        )  # fmt: skip
         all_losses += ls
         ranks[:k] = [int(r) for r in rranks]
     disc = float(max(d1, d2, d3))
     new = ClassifierParams(MPS.from_cores(cores, k), log_temp)
     mean_loss = float(jnp.mean(jnp.stack(all_losses)))
-    return new, SweepState(envs_l, envs_r, ranks, disc, state.data, mean_loss), mean_loss
+    out = SweepState(envs_l, envs_r, ranks, logs_l, logs_r, disc, state.data, mean_loss)
+    return new, out, mean_loss
