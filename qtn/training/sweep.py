@@ -73,6 +73,7 @@ __all__ = [
     "left_environments",
     "QUADRATIC_LOSSES",
     "env_memory_bytes",
+    "solve_quadratic",
 ]
 
 #: losses whose local problem is linear least squares (solved by conjugate gradient)
@@ -137,73 +138,82 @@ def _chunks(x, c):
     return x.reshape(c, x.shape[0] // c, *x.shape[1:])
 
 
+def solve_quadratic(b0, lenv, renv, pi, pj, y, w, *, steps: int, l2: float, chunk: int):
+    """``steps`` conjugate-gradient iterations on the bond's least-squares problem.
+
+    Minimises (1/2W) sum_n w_n ||g_n(B) - e_{y_n}||^2 + (l2/2) ||B||^2 over the bond tensor
+    B (chi, d, d, L, chi), with g_n(B) = B . (lenv_n (x) pi_n (x) pj_n (x) renv_n), starting
+    from the best multiple of ``b0``. The data (n = whole chunks of ``chunk`` rows) are
+    visited in chunks: one pass forward and one back per iteration. Pure JAX; returns
+    ``(B, local cost)``.
+    """
+    chi, d, n_lab = b0.shape[0], b0.shape[1], b0.shape[3]
+    c = lenv.shape[0] // chunk
+    dt = b0.dtype
+    data = tuple(_chunks(v, c) for v in (lenv, renv, pi, pj))
+    wc = _chunks(w, c)[..., None]
+    tgt = _chunks(jax.nn.one_hot(y, n_lab, dtype=dt), c)
+    w_tot = jnp.maximum(jnp.sum(w), 1e-30)
+
+    def x_of(le, p):  # (chunk, chi d): left environment times the left feature
+        return (le[:, :, None] * p[:, None, :]).reshape(le.shape[0], chi * d)
+
+    def fwd(bt):  # g (c, chunk, L) for a bond tensor bt (chi, d, d, L, chi)
+        mat = bt.reshape(chi * d, d * n_lab * chi)
+
+        def one(blk):
+            le, re, p, q = blk
+            h = (x_of(le, p) @ mat).reshape(-1, d, n_lab, chi)
+            return jnp.einsum("nulb,nu,nb->nl", h, q, re)
+
+        return jax.lax.map(one, data)
+
+    def bwd(e):  # sum_n Phi_n (x) e_n for e (c, chunk, L): the transpose of fwd
+        def one(acc, blk):
+            (le, re, p, q), ec = blk
+            yv = q[:, :, None, None] * ec[:, None, :, None] * re[:, None, None, :]
+            return acc + x_of(le, p).T @ yv.reshape(-1, d * n_lab * chi), None
+
+        acc, _ = jax.lax.scan(one, jnp.zeros((chi * d, d * n_lab * chi), dt), (data, e))
+        return acc.reshape(b0.shape)
+
+    g = fwd(b0)
+    # start from the best multiple of the current bond tensor (moving the label
+    # changes the outputs' scale sample by sample)
+    num = jnp.sum(wc * g * tgt)
+    den = jnp.sum(wc * g * g) + l2 * w_tot * jnp.vdot(b0, b0)
+    scale = jnp.where(den > 0, num / jnp.where(den > 0, den, 1), 0)
+    b0, g = scale * b0, scale * g
+    r = bwd(wc * (tgt - g)) / w_tot - l2 * b0
+
+    def body(_, carry):
+        b, g, r, p, rs = carry
+        gp = fwd(p)
+        hp = bwd(wc * gp) / w_tot + l2 * p  # the Hessian (Gram matrix + ridge) times p
+        php = jnp.vdot(p, hp)
+        alpha = jnp.where(php > 0, rs / jnp.where(php > 0, php, 1), 0)
+        b, g, r = b + alpha * p, g + alpha * gp, r - alpha * hp
+        rs_new = jnp.vdot(r, r)
+        p = r + jnp.where(rs > 0, rs_new / jnp.where(rs > 0, rs, 1), 0) * p
+        return b, g, r, p, rs_new
+
+    b, g, *_ = jax.lax.fori_loop(0, steps, body, (b0, g, r, r, jnp.vdot(r, r)))
+    loss = 0.5 * jnp.sum(wc * (g - tgt) ** 2) / w_tot + 0.5 * l2 * jnp.vdot(b, b)
+    return b, loss
+
+
 @lru_cache(maxsize=32)
 def _make_cg_update(steps: int, l2: float, cutoff: float, chunk: int):
     """Right move at bond (i, i+1) for the quadratic cost, by ``steps`` CG iterations."""
 
     @jax.jit
     def update(t, a, log_temp, lenv, llog, renv, rlog, pi, pj, y, w, log_s):
-        chi, d, n_lab = t.shape[0], t.shape[1], t.shape[2]
         # the sweep's cost is on f(x_n) / s_n with s_n = ||f(x_n)|| at the sweep's start;
         # f = exp(llog + rlog) g: fold the per-sample factor into the left environment
         lenv_in = lenv * jnp.exp(llog + rlog - log_s)[:, None]
-        n = lenv.shape[0]
-        c = n // chunk
-        dt = t.dtype
-        onehot = jax.nn.one_hot(y, n_lab, dtype=dt)
-        data = tuple(_chunks(v, c) for v in (lenv_in, renv, pi, pj, w))
-        w_tot = jnp.maximum(jnp.sum(w), 1e-30)
-
-        def x_of(le, p):  # (chunk, chi d): left environment times the left feature
-            return (le[:, :, None] * p[:, None, :]).reshape(le.shape[0], chi * d)
-
-        def fwd(bt):  # g (c, chunk, L) for a bond tensor bt (chi, d, d, L, chi)
-            mat = bt.reshape(chi * d, d * n_lab * chi)
-
-            def one(blk):
-                le, re, p, q, _ = blk
-                h = (x_of(le, p) @ mat).reshape(-1, d, n_lab, chi)
-                return jnp.einsum("nulb,nu,nb->nl", h, q, re)
-
-            return jax.lax.map(one, data)
-
-        def bwd(e):  # sum_n Phi_n (x) e_n for e (c, chunk, L): the transpose of fwd
-            def one(acc, blk):
-                (le, re, p, q, _), ec = blk
-                yv = (q[:, :, None, None] * ec[:, None, :, None] * re[:, None, None, :])
-                return acc + x_of(le, p).T @ yv.reshape(-1, d * n_lab * chi), None
-
-            acc0 = jnp.zeros((chi * d, d * n_lab * chi), dt)
-            acc, _ = jax.lax.scan(one, acc0, (data, e))
-            return acc.reshape(chi, d, d, n_lab, chi)
-
-        wc = data[4][..., None]
-        tgt = _chunks(onehot, c)
-        b0 = merge(t, a)
-        g = fwd(b0)
-        # start from the best multiple of the current bond tensor: moving the label
-        # renormalises the environments per sample, which rescales the outputs
-        num = jnp.sum(wc * g * tgt)
-        den = jnp.sum(wc * g * g) + l2 * w_tot * jnp.vdot(b0, b0)
-        scale = jnp.where(den > 0, num / jnp.where(den > 0, den, 1), 0)
-        b0, g = scale * b0, scale * g
-        r = bwd(wc * (tgt - g)) / w_tot - l2 * b0
-        rs = jnp.vdot(r, r)
-
-        def body(_, carry):
-            b, g, r, p, rs = carry
-            gp = fwd(p)
-            hp = bwd(wc * gp) / w_tot + l2 * p  # the Hessian (Gram matrix + ridge) times p
-            php = jnp.vdot(p, hp)
-            alpha = jnp.where(php > 0, rs / jnp.where(php > 0, php, 1), 0)
-            b, g, r = b + alpha * p, g + alpha * gp, r - alpha * hp
-            rs_new = jnp.vdot(r, r)
-            p = r + jnp.where(rs > 0, rs_new / jnp.where(rs > 0, rs, 1), 0) * p
-            return b, g, r, p, rs_new
-
-        b, g, r, _, _ = jax.lax.fori_loop(0, steps, body, (b0, g, r, r, rs))
-        loss = 0.5 * jnp.sum(wc * (g - tgt) ** 2) / w_tot + 0.5 * l2 * jnp.vdot(b, b)
-        new_a, new_t, discarded, rank = split(b, move="right", max_bond=chi, cutoff=cutoff)
+        b, loss = solve_quadratic(merge(t, a), lenv_in, renv, pi, pj, y, w, steps=steps, l2=l2,
+                                  chunk=chunk)  # fmt: skip
+        new_a, new_t, discarded, rank = split(b, move="right", max_bond=t.shape[0], cutoff=cutoff)
         new_env, new_log = _advance(lenv, new_a, pi, llog)
         return new_a, new_t, log_temp, new_env, new_log, loss, rank, discarded
 
