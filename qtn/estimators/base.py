@@ -372,7 +372,7 @@ class TNClassifier(ClassifierMixin, TNEstimator):
         config = self._validate_params()
         warm = bool(getattr(self, "warm_start", False)) and hasattr(self, "params_")
         old = (self.n_features_in_, self.classes_) if warm else None
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=not warm)
         check_classification_targets(y)
         sw = check_weights(sample_weight, X)
         classes, y_enc = np.unique(y, return_inverse=True)
