@@ -56,7 +56,9 @@ def circuit_to_quimb(circuit: Circuit, *, params=None, data=None):
                 "measurement, reset and noise with qtn.simulation.simulate"
             )
         if op.is_symbolic:
-            kinds = sorted({type(a).__name__ for a in op.angles if isinstance(a, Trainable | Feature)})
+            kinds = sorted(
+                {type(a).__name__ for a in op.angles if isinstance(a, Trainable | Feature)}
+            )
             raise ValueError(
                 f"to_quimb: gate {op.name!r} at position {pos} has unbound {' and '.join(kinds)} "
                 f"angles; pass params= (n_params={circuit.n_params}) and/or data= "

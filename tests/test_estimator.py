@@ -544,7 +544,7 @@ def test_partial_fit_streams_batches(digits_split):
     with pytest.raises(ValueError, match="classes must be passed on the first call"):
         clf.partial_fit(Xtr[:100], ytr[:100])
     classes = np.unique(ytr)
-    for epoch in range(4):
+    for _ in range(4):
         for s in range(0, len(Xtr), 450):
             clf.partial_fit(Xtr[s : s + 450], ytr[s : s + 450], classes=classes)
     assert clf.n_iter_ == 12 and clf.fit_info_["partial_fit_calls"] == 12
@@ -591,7 +591,9 @@ def test_save_load_keeps_temperature_and_auto_scaler(digits_split, tmp_path):
 def test_from_quimb_round_trip(fitted, digits_split):
     _, Xte, _, _ = digits_split
     q = fitted.to_quimb()
-    back = MPSClassifier.from_quimb(q, classes=fitted.classes_, log_temp=float(fitted.params_.log_temp))
+    back = MPSClassifier.from_quimb(
+        q, classes=fitted.classes_, log_temp=float(fitted.params_.log_temp)
+    )
     f1, l1 = fitted.amplitudes(Xte[:30])
     f2, l2 = back.amplitudes(Xte[:30])
     np.testing.assert_allclose(f2, f1, atol=2e-5)

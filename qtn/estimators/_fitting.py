@@ -72,9 +72,13 @@ def holdout_split(y_enc, sample_weight, fraction: float, seed: int, cap: int | N
     n_held = int(np.ceil(fraction * live.sum()))
     n_held = n_held if cap is None else min(n_held, cap)
     if np.min(counts[counts > 0]) < 2 or n_held < n_classes or live.sum() - n_held < n_classes:
-        return everything, None, (
-            f"too few samples to hold out {fraction:g} of them stratified "
-            f"({int(live.sum())} samples of positive weight, {n_classes} classes)"
+        return (
+            everything,
+            None,
+            (
+                f"too few samples to hold out {fraction:g} of them stratified "
+                f"({int(live.sum())} samples of positive weight, {n_classes} classes)"
+            ),
         )
     from sklearn.model_selection import train_test_split
 

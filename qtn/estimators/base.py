@@ -12,8 +12,9 @@ as given, as scikit-learn requires) and implement three hooks:
 The base provides validation of X and y, the range policy and scaling (at
 fit: X outside the feature map's domain is min-max scaled with
 ``scaling="auto"``, refused with ``scaling=None``; at predict: values outside
-the domain are clipped into it), the feature-map step, chunked inference (the training package's evaluation loop),
-the classifier output rule, progress bars through ``verbose``, and
+the domain are clipped into it), the feature-map step, chunked inference
+(the training package's evaluation loop), the classifier output rule with
+temperature calibration, progress bars through ``verbose``, and
 ``save``/``load`` of any params pytree with a versioned schema that is checked
 field by field on load.
 """

@@ -95,8 +95,8 @@ class MPSClassifier(TNClassifier):
         training fold's scaler never breaks a pipeline.
     calibration, calibration_fraction
         ``"temperature"`` (default): hold out a stratified ``calibration_fraction``
-        (default 0.2, at most 5,000 samples) of the training data, train on the rest, and fit the output
-        temperature ``temperature_`` on the held-out part (``predict_proba`` is
+        (default 0.2, at most 5,000 samples) of the training data, train on the rest,
+        and fit the output temperature ``temperature_`` on the held-out part (``predict_proba`` is
         ``softmax(log p / T)`` of the output rule; predictions do not change). With
         ``early_stopping``, its validation split serves instead. ``None``: train on
         everything, T = 1. Too few samples to hold out one per class: T = 1 (the
