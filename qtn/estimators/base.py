@@ -421,7 +421,7 @@ class TNClassifier(ClassifierMixin, TNEstimator):
         self.fit_info_ = {
             **info, "method": config.method, "loss": config.loss, "warm_start": warm,
             "n_train": int(len(tr)), "n_held_out": 0 if held is None else int(len(held)),
-            "learning_rate": config.resolved_learning_rate(params),
+            "learning_rate": info.get("learning_rate", config.resolved_learning_rate(params)),
             "epochs": len(history), "seconds": time.perf_counter() - t0,
             "calibration": (f"temperature {self.temperature_:.4g}" if calib and held is not None
                             else ("off" if not calib else f"skipped: {why}")),

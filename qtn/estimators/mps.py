@@ -54,7 +54,9 @@ class MPSClassifier(TNClassifier):
         (a coherent Adam step changes each core by about ``lr * bond_dim``, so the
         stable rate falls with chi: on 14x14 MNIST, 1e-3 collapsed at chi=128 while
         2.5e-4 reached 98.8%); for the Adam local updates of sweeps (losses other than
-        ``"mse"``), 1e-4. Sweeps with ``loss="mse"`` need none (conjugate gradient).
+        ``"mse"``), 1e-4. Sweeps with ``loss="mse"``: the step size eta of the proximal
+        update at each bond (the bond minimises cost + ||B - B_old||^2 / (2 eta) by
+        conjugate gradient), default 100.
     optimizer
         Any optax ``GradientTransformation`` (gradient method); overrides
         ``learning_rate`` and ``clip_norm``.

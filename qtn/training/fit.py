@@ -92,7 +92,8 @@ class FitConfig:
     """Settings of :func:`fit`, validated at construction; defaults equal the estimators'.
 
     ``learning_rate=None`` and ``max_epochs=None`` take the method's defaults:
-    gradient ``min(1e-3, 0.032 / bond_dim)`` and 30 epochs, sweeps 1e-4 and 5.
+    gradient ``min(1e-3, 0.032 / bond_dim)`` and 30 epochs, sweeps 1e-4 (100 with a
+    quadratic loss: the proximal step size) and 5.
     See :class:`qtn.MPSClassifier` for the meaning of every field.
     """
 
@@ -321,8 +322,15 @@ def _physical_memory() -> int | None:
         return None
 
 
+#: step size of the proximal update of sweeps with a quadratic loss (learning_rate=None)
+SWEEP_QUADRATIC_LR = 100.0
+
+
 def _sweep_epoch(forward, params, state, phi, y, w, config, rng):
+    quadratic = config.loss in QUADRATIC_LOSSES
     lr = config.resolved_learning_rate(params)
+    if quadratic and config.learning_rate is None:
+        lr = SWEEP_QUADRATIC_LR
     params, state, _ = sweep_epoch(
         params, state, loss=config.loss, learning_rate=lr, cutoff=config.cutoff,
         local_steps=config.local_steps, batch_size=config.batch_size, l2=float(config.l2),
@@ -332,7 +340,7 @@ def _sweep_epoch(forward, params, state, phi, y, w, config, rng):
     return params, state, {
         "loss": loss, "accuracy": acc, "bond_ranks": state.ranks,
         "max_discarded_weight": state.max_discarded, "local_loss": state.local_loss,
-        "local_solver": "conjugate_gradient" if config.loss in QUADRATIC_LOSSES else "adam",
+        "local_solver": "conjugate_gradient" if quadratic else "adam", "learning_rate": lr,
     }  # fmt: skip
 
 

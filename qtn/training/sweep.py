@@ -25,8 +25,15 @@ projection onto the bond's left and right bases.
   (steepest descent with exact line search, then conjugate directions), starting
   from the current B. Each iteration is one pass over the data forward and one
   back, batched over samples in chunks: two GEMMs of (chunk, chi d) by
-  (chi d, d L chi) each. No learning rate is needed; ``l2`` adds a ridge.
-  The split keeps the singular values' scale (the cost fixes it).
+  (chi d, d L chi) each. ``l2`` adds a ridge, and a proximal term
+  ||B - B_old||^2 / (2 learning_rate) keeps each update a step, as the paper's
+  gradient steps are: solved exactly, the two-site problem's optimum has rank
+  up to 2 chi, and the SVD back to chi then discarded up to 30% of its weight
+  and undid the progress of earlier bonds (measured on the digits). After the
+  split the label core is refitted for the kept isometry (the same solver on
+  the one-site problem), because the SVD truncation is optimal for the
+  Frobenius norm, not for the data. The split keeps the singular values'
+  scale (the cost fixes it).
 - any other classifier loss: ``local_steps`` minibatch Adam steps of size
   ``learning_rate`` on (B, log_temp), the outputs normalised over the labels
   as in gradient training; the split renormalises.
@@ -138,16 +145,20 @@ def _chunks(x, c):
     return x.reshape(c, x.shape[0] // c, *x.shape[1:])
 
 
-def solve_quadratic(b0, lenv, renv, pi, pj, y, w, *, steps: int, l2: float, chunk: int):
+def solve_quadratic(
+    b0, lenv, renv, pi, pj, y, w, *, steps: int, l2: float, chunk: int, prox: float = 0.0
+):
     """``steps`` conjugate-gradient iterations on the bond's least-squares problem.
 
-    Minimises (1/2W) sum_n w_n ||g_n(B) - e_{y_n}||^2 + (l2/2) ||B||^2 over the bond tensor
-    B (chi, d, d, L, chi), with g_n(B) = B . (lenv_n (x) pi_n (x) pj_n (x) renv_n), starting
-    from the best multiple of ``b0``. The data (n = whole chunks of ``chunk`` rows) are
+    Minimises (1/2W) sum_n w_n ||g_n(B) - e_{y_n}||^2 + (l2/2) ||B||^2
+    + (prox/2) ||B - B_start||^2 over the bond tensor B (chi, d_a, d_b, L, chi), with
+    g_n(B) = B . (lenv_n (x) pi_n (x) pj_n (x) renv_n), starting from B_start, the best
+    multiple of ``b0`` (the proximal term keeps B near it: an implicit gradient step of
+    size 1/prox). The data (n = whole chunks of ``chunk`` rows) are
     visited in chunks: one pass forward and one back per iteration. Pure JAX; returns
     ``(B, local cost)``.
     """
-    chi, d, n_lab = b0.shape[0], b0.shape[1], b0.shape[3]
+    chi, da, db, n_lab = b0.shape[0], b0.shape[1], b0.shape[2], b0.shape[3]
     c = lenv.shape[0] // chunk
     dt = b0.dtype
     data = tuple(_chunks(v, c) for v in (lenv, renv, pi, pj))
@@ -156,14 +167,14 @@ def solve_quadratic(b0, lenv, renv, pi, pj, y, w, *, steps: int, l2: float, chun
     w_tot = jnp.maximum(jnp.sum(w), 1e-30)
 
     def x_of(le, p):  # (chunk, chi d): left environment times the left feature
-        return (le[:, :, None] * p[:, None, :]).reshape(le.shape[0], chi * d)
+        return (le[:, :, None] * p[:, None, :]).reshape(le.shape[0], chi * da)
 
     def fwd(bt):  # g (c, chunk, L) for a bond tensor bt (chi, d, d, L, chi)
-        mat = bt.reshape(chi * d, d * n_lab * chi)
+        mat = bt.reshape(chi * da, db * n_lab * chi)
 
         def one(blk):
             le, re, p, q = blk
-            h = (x_of(le, p) @ mat).reshape(-1, d, n_lab, chi)
+            h = (x_of(le, p) @ mat).reshape(-1, db, n_lab, chi)
             return jnp.einsum("nulb,nu,nb->nl", h, q, re)
 
         return jax.lax.map(one, data)
@@ -172,9 +183,9 @@ def solve_quadratic(b0, lenv, renv, pi, pj, y, w, *, steps: int, l2: float, chun
         def one(acc, blk):
             (le, re, p, q), ec = blk
             yv = q[:, :, None, None] * ec[:, None, :, None] * re[:, None, None, :]
-            return acc + x_of(le, p).T @ yv.reshape(-1, d * n_lab * chi), None
+            return acc + x_of(le, p).T @ yv.reshape(-1, db * n_lab * chi), None
 
-        acc, _ = jax.lax.scan(one, jnp.zeros((chi * d, d * n_lab * chi), dt), (data, e))
+        acc, _ = jax.lax.scan(one, jnp.zeros((chi * da, db * n_lab * chi), dt), (data, e))
         return acc.reshape(b0.shape)
 
     g = fwd(b0)
@@ -184,12 +195,13 @@ def solve_quadratic(b0, lenv, renv, pi, pj, y, w, *, steps: int, l2: float, chun
     den = jnp.sum(wc * g * g) + l2 * w_tot * jnp.vdot(b0, b0)
     scale = jnp.where(den > 0, num / jnp.where(den > 0, den, 1), 0)
     b0, g = scale * b0, scale * g
+    anchor = b0
     r = bwd(wc * (tgt - g)) / w_tot - l2 * b0
 
     def body(_, carry):
         b, g, r, p, rs = carry
         gp = fwd(p)
-        hp = bwd(wc * gp) / w_tot + l2 * p  # the Hessian (Gram matrix + ridge) times p
+        hp = bwd(wc * gp) / w_tot + (l2 + prox) * p  # the Hessian (Gram + ridge) times p
         php = jnp.vdot(p, hp)
         alpha = jnp.where(php > 0, rs / jnp.where(php > 0, php, 1), 0)
         b, g, r = b + alpha * p, g + alpha * gp, r - alpha * hp
@@ -198,12 +210,13 @@ def solve_quadratic(b0, lenv, renv, pi, pj, y, w, *, steps: int, l2: float, chun
         return b, g, r, p, rs_new
 
     b, g, *_ = jax.lax.fori_loop(0, steps, body, (b0, g, r, r, jnp.vdot(r, r)))
+    del anchor  # the proximal term's gradient vanishes at the start (b = anchor)
     loss = 0.5 * jnp.sum(wc * (g - tgt) ** 2) / w_tot + 0.5 * l2 * jnp.vdot(b, b)
     return b, loss
 
 
 @lru_cache(maxsize=32)
-def _make_cg_update(steps: int, l2: float, cutoff: float, chunk: int):
+def _make_cg_update(steps: int, l2: float, cutoff: float, chunk: int, prox: float):
     """Right move at bond (i, i+1) for the quadratic cost, by ``steps`` CG iterations."""
 
     @jax.jit
@@ -212,10 +225,16 @@ def _make_cg_update(steps: int, l2: float, cutoff: float, chunk: int):
         # f = exp(llog + rlog) g: fold the per-sample factor into the left environment
         lenv_in = lenv * jnp.exp(llog + rlog - log_s)[:, None]
         b, loss = solve_quadratic(merge(t, a), lenv_in, renv, pi, pj, y, w, steps=steps, l2=l2,
-                                  chunk=chunk)  # fmt: skip
+                                  chunk=chunk, prox=prox)  # fmt: skip
         new_a, new_t, discarded, rank = split(b, move="right", max_bond=t.shape[0], cutoff=cutoff)
         new_env, new_log = _advance(lenv, new_a, pi, llog)
-        return new_a, new_t, log_temp, new_env, new_log, loss, rank, discarded
+        # the SVD truncation is optimal in the Frobenius norm, not in the data's metric:
+        # refit the label core for the kept isometry (a one-site least-squares problem)
+        lenv2 = new_env * jnp.exp(new_log + rlog - log_s)[:, None]
+        ones = jnp.ones((lenv.shape[0], 1), lenv.dtype)
+        t2, loss = solve_quadratic(new_t[:, None], lenv2, renv, ones, pj, y, w, steps=steps,
+                                   l2=l2, chunk=chunk, prox=prox)  # fmt: skip
+        return new_a, t2[:, 0], log_temp, new_env, new_log, loss, rank, discarded
 
     return update
 
@@ -370,7 +389,8 @@ def sweep_epoch(
     n_sites = phi.shape[1]
     k = params.network.center_site
     if loss in QUADRATIC_LOSSES:
-        update = _make_cg_update(int(local_steps), float(l2), float(cutoff), int(chunk))
+        prox = 1.0 / float(learning_rate)
+        update = _make_cg_update(int(local_steps), float(l2), float(cutoff), int(chunk), prox)
         keys = None
     else:
         b = min(batch_size, phi.shape[0])
