@@ -350,10 +350,10 @@ def sample_cases(args):
         if args.only_qtn:
             continue
         ratio = {"ratio": "shots/s qtn/peer"}
-        for peer, run in (("aer", lambda: sample_aer(c, shots, method, prm, dat)),
-                          ("quimb", lambda: sample_quimb(c, min(shots, args.quimb_shots), prm,
-                                                         dat))):  # fmt: skip
-            f_peer, rec_peer = run()
+        peers = (("aer", sample_aer, (c, shots, method, prm, dat)),
+                 ("quimb", sample_quimb, (c, min(shots, args.quimb_shots), prm, dat)))  # fmt: skip
+        for peer, run, run_args in peers:
+            f_peer, rec_peer = run(*run_args)
             rec_peer["max_marginal_diff"] = float(np.max(np.abs(f_peer - f_qtn)))
             emit({**case, **rec_peer})
             ratio[f"vs_{peer}"] = rec["shots_per_s"] / rec_peer["shots_per_s"]

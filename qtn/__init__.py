@@ -56,7 +56,7 @@ _LAZY = {
     "MPS": "qtn.models",
     "TTN": "qtn.models",
     "random_mps": "qtn.models",
-    "to_quimb": "qtn.models",
+    "to_quimb": "qtn.interop",
     "from_quimb": "qtn.models",
     # circuits
     "Circuit": "qtn.circuit",
@@ -151,6 +151,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         list_feature_maps,
         register_feature_map,
     )
-    from qtn.models import MPS, TTN, from_quimb, random_mps, to_quimb
+    from qtn.interop import to_quimb
+    from qtn.models import MPS, TTN, from_quimb, random_mps
     from qtn.noise import NoiseModel
     from qtn.simulation import simulate
