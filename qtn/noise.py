@@ -120,13 +120,13 @@ class NoiseModel:
                 raise ValueError(
                     f"gates: unknown gate name(s) {unknown}; valid: {sorted(GATES)} or 'unitary'"
                 )
-        qset = None if qubits is None else frozenset(int(q) for q in np.atleast_1d(qubits))
+        qset = _qubit_set(qubits)
         return NoiseModel((*self.gate_rules, _GateRule(channel, gset, qset)), self.readout)
 
     def add_readout_error(self, error: ReadoutError, qubits=None) -> NoiseModel:
         if not isinstance(error, ReadoutError):
             raise TypeError(f"error must be a qtn.noise.ReadoutError, got {type(error).__name__}")
-        qset = None if qubits is None else frozenset(int(q) for q in np.atleast_1d(qubits))
+        qset = _qubit_set(qubits)
         return NoiseModel(self.gate_rules, (*self.readout, (qset, error)))
 
     def add_readout_matrix(self, matrix, qubits=None) -> NoiseModel:
@@ -148,6 +148,7 @@ class NoiseModel:
         """``circuit`` with a :class:`qtn.circuit.Noise` op after every gate a rule matches."""
         if not isinstance(circuit, Circuit):
             raise TypeError(f"circuit must be a qtn Circuit, got {type(circuit).__name__}")
+        self.check_qubits(circuit.n_qubits)
         ops = []
         for pos, op in enumerate(circuit.ops):
             ops.append(op)
@@ -170,6 +171,19 @@ class NoiseModel:
                     )
         return Circuit(circuit.n_qubits, ops, global_phase=circuit.global_phase)
 
+    def check_qubits(self, n_qubits: int) -> None:
+        """Every rule's qubits exist in a circuit of ``n_qubits`` qubits (ValueError otherwise):
+        a rule on a qubit the circuit lacks would otherwise never match, silently."""
+        rules = [("add_gate_noise", r.qubits) for r in self.gate_rules]
+        rules += [("add_readout_error", q) for q, _ in self.readout]
+        for where, qset in rules:
+            bad = sorted(q for q in qset or () if q >= n_qubits)
+            if bad:
+                raise ValueError(
+                    f"qubits: a noise rule ({where}) names qubits {bad}, outside the circuit's "
+                    f"{n_qubits} qubits [0, {n_qubits - 1}]"
+                )
+
     def apply_readout(self, probs, qubits: Sequence[int], xp=np):
         """Apply readout confusion to marginal ``probs`` (..., 2**k) of ``qubits`` (big-endian)."""
         k = len(qubits)
@@ -189,3 +203,19 @@ class NoiseModel:
     @property
     def is_empty(self) -> bool:
         return not self.gate_rules and not self.readout
+
+
+def _qubit_set(qubits) -> frozenset | None:
+    """A rule's qubits: None (every qubit) or non-negative integers."""
+    if qubits is None:
+        return None
+    out = []
+    for q in np.atleast_1d(np.asarray(qubits, dtype=object)).ravel():
+        if isinstance(q, bool | np.bool_) or not isinstance(q, int | np.integer):
+            raise ValueError(f"qubits must be integers >= 0, got {qubits!r}")
+        if q < 0:
+            raise ValueError(f"qubits must be integers >= 0, got {int(q)} in {qubits!r}")
+        out.append(int(q))
+    if not out:
+        raise ValueError("qubits must name at least one qubit (None means every qubit)")
+    return frozenset(out)

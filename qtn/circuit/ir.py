@@ -39,6 +39,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from qtn._checks import real_array
 from qtn.circuit.builders import GateBuilders
 from qtn.circuit.channels import Channel
 from qtn.circuit.gates import GATES, get_gate
@@ -445,14 +446,9 @@ def _remap(op, mapping):
 
 
 def _finite_vector(name, values, need):
-    arr = np.asarray(values)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(float)
+    arr = real_array(name, values)
     if arr.ndim != 1 or arr.shape[0] < need:
         raise ValueError(f"{name} has shape {arr.shape}; the circuit needs {need} values")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
     return arr
 
 

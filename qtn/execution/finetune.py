@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qtn._checks import real_array
 from qtn.circuit import GATES, Circuit, Gate, Trainable
 from qtn.execution.runner import Runner
 from qtn.metrics import class_probabilities
@@ -217,7 +218,24 @@ def finetune(
         raise ValueError(f"shots must be a positive integer, got {shots!r}")
     if not isinstance(maxiter, int | np.integer) or maxiter < 1:
         raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
-    theta = np.array(params0, dtype=float)
+    for name, v, ok, want in (
+        ("perturbation", perturbation, lambda v: v > 0, "a finite number > 0"),
+        (
+            "learning_rate",
+            learning_rate,
+            lambda v: v is None or v > 0,
+            "None or a finite number > 0",
+        ),
+        ("momentum", momentum, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    ):
+        if v is None and name == "learning_rate":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or \
+                not np.isfinite(v) or not ok(v):  # fmt: skip
+            raise ValueError(f"{name} must be {want}, got {v!r}")
+    if patience is not None and (not isinstance(patience, int | np.integer) or patience < 1):
+        raise ValueError(f"patience must be None or a positive integer, got {patience!r}")
+    theta = np.array(real_array("params0", params0), dtype=float)
     if theta.shape != (runner.circuit.n_params,):
         raise ValueError(f"params0 must have shape ({runner.circuit.n_params},), got {theta.shape}")
     rng = np.random.default_rng(seed)
@@ -234,7 +252,7 @@ def finetune(
             delta = rng.choice([-1.0, 1.0], size=theta.shape)
             probs = _eval(runner, np.stack([theta + ck * delta, theta - ck * delta]), data,
                           shots, mitigator)  # fmt: skip
-            lp, lm = float(loss(probs[0])), float(loss(probs[1]))
+            lp, lm = _loss_value(loss, probs[0], k), _loss_value(loss, probs[1], k)
             result.n_bindings += 2 * n_data
             grad = (lp - lm) / (2 * ck) * delta
             value = (lp + lm) / 2
@@ -246,6 +264,9 @@ def finetune(
                 runner, loss, theta, data=data, shots=shots, mitigator=mitigator
             )
             result.n_bindings += n
+            value = _loss_value(float, value, k)
+            if not np.all(np.isfinite(grad)):
+                raise ValueError(f"the gradient of loss is not finite at iteration {k}: {grad}")
             step = 0.1 if learning_rate is None else learning_rate
         if value < best:
             best, since_best = value, 0
@@ -259,3 +280,20 @@ def finetune(
         velocity = momentum * velocity + grad
         theta = theta - step * velocity
     return result
+
+
+def _loss_value(loss, probs, k: int) -> float:
+    """``loss(probs)`` as a finite float; a clear error naming the loss otherwise."""
+    v = loss(probs)
+    try:
+        out = float(v)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"loss returned {v!r} at iteration {k}; it must return one real number"
+        ) from None
+    if not np.isfinite(out):
+        raise ValueError(
+            f"loss returned {out} at iteration {k}; it must be finite (check the loss for "
+            "log(0) or division by zero, e.g. clip the probabilities)"
+        )
+    return out

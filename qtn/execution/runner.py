@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qtn._checks import real_array
 from qtn.circuit import Barrier, Circuit, Discard, Measure, Noise, Reset
 from qtn.execution.aer_noise import to_aer_noise_model
 from qtn.export import (
@@ -158,6 +159,8 @@ class Runner:
             raise TypeError(f"estimator must be a BaseEstimatorV2, got {type(estimator).__name__}")
         if noise is not None and not isinstance(noise, NoiseModel):
             raise TypeError(f"noise must be a qtn.noise.NoiseModel, got {type(noise).__name__}")
+        if noise is not None:
+            noise.check_qubits(circuit.n_qubits)
         self.base = circuit.snapshot()  # as given: the estimator's circuit
         circuit = circuit.copy()
         if not circuit.n_clbits:
@@ -415,13 +418,11 @@ def _as_batch(name, arr, need):
         if need:
             raise ValueError(f"{name}: the circuit needs {need} values, got none")
         return np.zeros((1, 0))
-    a = np.asarray(arr, dtype=float)
+    a = real_array(name, arr)
     if a.ndim not in (1, 2):
         raise ValueError(f"{name} must have shape (n,) or (batch, n), got {a.shape}")
     if a.shape[-1] != need:
         raise ValueError(f"{name} has {a.shape[-1]} values per binding; the circuit needs {need}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
     return a.reshape(-1, need)
 
 

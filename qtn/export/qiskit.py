@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qtn._checks import real_array
 from qtn.circuit import (
     GATES,
     Barrier,
@@ -121,10 +122,17 @@ def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str
 
     if not isinstance(circuit, Circuit):
         raise TypeError(f"circuit must be a qtn Circuit, got {type(circuit).__name__}")
-    if params is not None and len(params) < circuit.n_params:
-        raise ValueError(f"params has length {len(params)}; the circuit needs {circuit.n_params}")
-    if data is not None and len(data) < circuit.n_features:
-        raise ValueError(f"data has length {len(data)}; the circuit needs {circuit.n_features}")
+    for arg, values, need in (("params", params, circuit.n_params),
+                              ("data", data, circuit.n_features)):  # fmt: skip
+        if values is None:
+            continue
+        arr = real_array(arg, values)
+        if arr.ndim != 1:
+            raise ValueError(f"{arg} must be 1-D (one binding), got shape {arr.shape}")
+        if len(arr) < need:
+            raise ValueError(f"{arg} has length {len(arr)}; the circuit needs {need}")
+    params = None if params is None else real_array("params", params)
+    data = None if data is None else real_array("data", data)
     if params_name == data_name:
         raise ValueError(f"params_name and data_name must differ, both are {params_name!r}")
     if noise is not None:

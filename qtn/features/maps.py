@@ -77,11 +77,17 @@ class FeatureMap:
 
     def validate(self, x, argname: str = "x"):
         """Check (and, if ``clip``, clip) a concrete input; returns the input to map."""
-        if not _is_concrete(x):
+        if not _is_concrete(x):  # traced: only the dtype is known
+            if np.issubdtype(x.dtype, np.complexfloating):
+                raise ValueError(f"{argname} must be real numbers, got dtype {x.dtype}")
             return x
         arr = np.asarray(x)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise ValueError(f"{argname} must be numeric, got dtype {arr.dtype}")
+        if np.iscomplexobj(arr):
+            raise ValueError(
+                f"{argname} must be real numbers, got complex values (feature map {self.name!r})"
+            )
         if not np.all(np.isfinite(arr)):
             raise ValueError(
                 f"{argname} contains NaN or inf; feature map {self.name!r} needs finite values"

@@ -26,7 +26,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qtn.models.mps import MPS, amplitudes, log_norm, trim_boundaries
+from qtn.models.mps import (
+    MPS,
+    amplitudes,
+    guarded_log,
+    guarded_norm,
+    log_norm,
+    trim_boundaries,
+)
 from qtn.models.ttn import TTN, _norm_envs, ttn_amplitudes, ttn_log_norm
 
 __all__ = [
@@ -84,9 +91,8 @@ def _mps_log_weighted(cores, weights):
         a, w = inp
         x = jnp.einsum("nab,asc->nbsc", env, a)
         new = jnp.einsum("nbsc,ns,bsd->ncd", x, w.astype(a.dtype), jnp.conj(a))
-        nrm = jnp.linalg.norm(new.reshape(b, -1), axis=1)
-        safe = jnp.where(nrm > 0, nrm, 1)
-        return (new / safe[:, None, None], logs + jnp.log(jnp.where(nrm > 0, nrm, _TINY))), None
+        nrm, safe = guarded_norm(new.reshape(b, -1), axis=1)
+        return (new / safe[:, None, None], logs + guarded_log(nrm, _TINY)), None
 
     init = (e0, jnp.zeros(b, jnp.real(e0).dtype))
     (env, logs), _ = jax.lax.scan(step, init, (cores, jnp.swapaxes(weights, 0, 1)))

@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qtn._checks import check_model_bytes
+
 __all__ = [
     "MPS",
     "init_mps",
@@ -61,6 +63,27 @@ __all__ = [
 ]
 
 _TINY = 1e-30
+
+
+def guarded_norm(x, axis=None, xp=jnp):
+    """(norm, safe): the 2-norm of ``x`` and a divisor that is 1 where the norm is 0.
+
+    ``linalg.norm`` has no gradient at 0 (x / ||x|| is 0/0), and a ``where`` around it
+    does not help: the unselected branch's NaN still multiplies into the gradient. Here
+    the square root only ever sees a positive number, so an environment vector that is
+    exactly zero gets a finite (zero) gradient.
+    """
+    sq = xp.sum(xp.real(x * xp.conj(x)), axis=axis)
+    pos = sq > 0
+    root = xp.sqrt(xp.where(pos, sq, 1))
+    return xp.where(pos, root, 0), root
+
+
+def guarded_log(nrm, floor):
+    """log(nrm) where nrm > 0, else log(floor), with a finite gradient at nrm == 0."""
+    xp = _xp(nrm)
+    pos = nrm > 0
+    return xp.where(pos, xp.log(xp.where(pos, nrm, 1)), np.log(floor) if floor > 0 else -np.inf)
 
 
 def _xp(x):
@@ -225,6 +248,11 @@ def init_mps(
         raise ValueError(f"center must be an integer in [0, {n - 1}], got {center!r}")
     if not (isinstance(init_std, int | float) and 0 <= init_std < np.inf):
         raise ValueError(f"init_std must be a finite number >= 0, got {init_std!r}")
+    lab = 1 if n_lab is None else n_lab
+    size = ((n - 1) * chi * d * chi + chi * d * lab * chi) * jnp.dtype(dtype).itemsize
+    # the initialiser holds the noise, the identity cores and their sum at once
+    what = f"an MPS of {n} sites with bond_dim={chi} (phys_dim {d}, {lab} label(s))"
+    check_model_bytes(what, 3 * size, "lower bond_dim")
     return _init_arrays(key, int(k), n - int(k) - 1, chi, d, n_lab, float(init_std),
                         jnp.dtype(dtype))  # fmt: skip
 
@@ -257,6 +285,10 @@ def random_mps(
     n = _check_int("n_sites", n_sites, 1)
     chi = _check_int("bond_dim", bond_dim, 1)
     d = _check_int("phys_dim", phys_dim, 2)
+    item = 16 if complex else 8
+    # packed with every bond padded to bond_dim; canonicalising holds about three copies
+    check_model_bytes(f"a random MPS of {n} sites with bond_dim={chi} (phys_dim {d})",
+                      3 * n * chi * d * chi * item, "lower bond_dim")  # fmt: skip
     rng = np.random.default_rng(seed)
     dims = [1] + [min(chi, d**i, d ** (n - i)) for i in range(1, n)] + [1]
     cores = []
@@ -483,9 +515,8 @@ def _transfer(cores, env, xp):
     def step(carry, a):
         e, logs = carry
         new = xp.einsum("ab,asc,bsd->cd", e, a, xp.conj(a))
-        nrm = xp.linalg.norm(new)
-        safe = xp.where(nrm > 0, nrm, 1)
-        return (new / safe, logs + xp.log(xp.where(nrm > 0, nrm, _TINY))), None
+        nrm, safe = guarded_norm(new, xp=xp)
+        return (new / safe, logs + guarded_log(nrm, _TINY)), None
 
     carry = (env, xp.zeros((), xp.real(env).dtype))
     if not len(cores):
@@ -514,7 +545,7 @@ def log_norm(mps: MPS):
     er, lr = _transfer(reverse_cores(cores[k + 1 :]), e0, xp)
     c = cores[k] if cores[k].ndim == 4 else cores[k][:, :, None, :]
     sq = xp.einsum("ab,asLc,bsLd,cd->", el, c, xp.conj(c), er)
-    return 0.5 * (xp.log(xp.abs(sq)) + ll + lr)
+    return 0.5 * (guarded_log(xp.abs(sq), 0) + ll + lr)
 
 
 def normalize(mps: MPS) -> MPS:
@@ -560,9 +591,8 @@ def _scan_envs(left, right, phi_left, phi_right):
         v, logn = carry
         a, p = inp
         w = jnp.einsum("jsb,js->jb", jnp.einsum("ja,jasb->jsb", v, a), p)
-        nrm = jnp.linalg.norm(w, axis=-1)
-        safe = jnp.where(nrm > 0, nrm, 1)
-        return (w / safe[:, None], logn + jnp.log(jnp.where(nrm > 0, nrm, _TINY))), None
+        nrm, safe = guarded_norm(w, axis=-1)
+        return (w / safe[:, None], logn + guarded_log(nrm, _TINY)), None
 
     (v, logn), _ = jax.lax.scan(step, (v0, jnp.zeros(2, jnp.real(v0).dtype)), (cores, phis))
     return v[0], v[1], logn.sum()
@@ -593,9 +623,8 @@ def amplitudes(mps: MPS, phi: jax.Array) -> tuple[jax.Array, jax.Array]:
     vl, vr, logs = _scan_envs(mps.left, mps.right, phi[:k], phi[k + 1 :])
     c = mps.center if mps.center.ndim == 4 else mps.center[:, :, None, :]
     f = jnp.einsum("a,asLb,s,b->L", vl, c, phi[k].astype(c.dtype), vr)
-    nrm = jnp.linalg.norm(f)
-    fhat = f / jnp.where(nrm > 0, nrm, 1)
-    return fhat, logs + jnp.log(jnp.where(nrm > 0, nrm, 0))
+    nrm, safe = guarded_norm(f)
+    return f / safe, logs + guarded_log(nrm, 0)
 
 
 batch_amplitudes = jax.jit(jax.vmap(amplitudes, in_axes=(None, 0)))

@@ -44,6 +44,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qtn._checks import check_model_bytes
+from qtn.models.mps import guarded_log, guarded_norm
+
 __all__ = [
     "TTN",
     "TreeLayout",
@@ -369,6 +372,9 @@ def init_ttn(
         for lvl in range(k)
     ]
     sizes = [int(np.prod(s)) for s in shapes]
+    # float64 noise, the base tensors and the result at once
+    check_model_bytes(f"a TTN of {n_leaves} leaves with bond_dim={chi} (phys_dim {d})",
+                      3 * 8 * sum(sizes), "lower bond_dim")  # fmt: skip
     # one random draw (one compile per total size), drawn in float32 whatever the dtype
     noise = np.asarray(_normal(key, sum(sizes)), dtype=np.float64) * init_std
     offsets = np.cumsum([0, *sizes])
@@ -457,16 +463,14 @@ def ttn_amplitudes(ttn: TTN, phi: jax.Array) -> tuple[jax.Array, jax.Array]:
     for lvl, t in enumerate(ttn.layers):
         w = _contract_level(t, v[0::2], v[1::2])
         if lvl < k - 1:
-            nrm = jnp.linalg.norm(w, axis=1)
-            safe = jnp.where(nrm > 0, nrm, 1)
+            nrm, safe = guarded_norm(w, axis=1)
             v = w / safe[:, None]
-            logn = logn + jnp.sum(jnp.log(jnp.where(nrm > 0, nrm, _TINY)))
+            logn = logn + jnp.sum(guarded_log(nrm, _TINY))
         else:
             v = w
     f = v[0]
-    nrm = jnp.linalg.norm(f)
-    fhat = f / jnp.where(nrm > 0, nrm, 1)
-    return fhat, logn + jnp.log(jnp.where(nrm > 0, nrm, 0))
+    nrm, safe = guarded_norm(f)
+    return f / safe, logn + guarded_log(nrm, 0)
 
 
 ttn_batch_amplitudes = jax.jit(jax.vmap(ttn_amplitudes, in_axes=(None, 0)))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qtn._checks import real_array
 from qtn._jax import x64_if
 from qtn.circuit import PAULI, Circuit
 from qtn.noise import NoiseModel
@@ -490,14 +491,7 @@ def defer_measurements(circuit: Circuit):
 def _real_array(name, values, dtype):
     if values is None:
         return np.zeros((0,), dtype)
-    arr = np.asarray(values)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise ValueError(f"{name} must be real, got complex values")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr.astype(dtype)
+    return real_array(name, values, dtype)
 
 
 def _empty(data, like):

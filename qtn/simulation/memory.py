@@ -23,6 +23,7 @@ import re
 
 import numpy as np
 
+from qtn._checks import format_bytes
 from qtn.errors import ContractionTooLargeError
 
 __all__ = [
@@ -101,15 +102,6 @@ def default_memory_limit(interface: str) -> int:
             limit = 8 * 2**30
     _DEFAULT[interface] = int(limit)
     return _DEFAULT[interface]
-
-
-def format_bytes(n: float) -> str:
-    """``n`` bytes in a readable binary unit (``'1.5 GiB'``)."""
-    n = float(n)
-    for unit, f in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= f:
-            return f"{n / f:.4g} {unit}"
-    return f"{n:.0f} B"
 
 
 def too_large(what: str, estimate: float, limit: int, hint: str = "") -> ContractionTooLargeError:

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qtn.models import MPS, merge, reverse_cores, right_canonicalize, split
+from qtn.models.mps import guarded_log, guarded_norm
 
 __all__ = ["BornSweepState", "born_sweep_init", "born_sweep_epoch", "SWEEP_MEMORY"]
 
@@ -62,9 +63,8 @@ class BornSweepState:
 def _advance(env, logs, core, phi):
     """(n, chi) environment and log scales through one site core with features (n, d)."""
     w = jnp.einsum("na,asb,ns->nb", env, core, phi.astype(core.dtype))
-    nrm = jnp.linalg.norm(w, axis=1)
-    safe = jnp.where(nrm > 0, nrm, 1)
-    return w / safe[:, None], logs + jnp.log(jnp.where(nrm > 0, nrm, _TINY))
+    nrm, safe = guarded_norm(w, axis=1)
+    return w / safe[:, None], logs + guarded_log(nrm, _TINY)
 
 
 def _left_envs(cores, phi, upto):

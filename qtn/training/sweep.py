@@ -70,6 +70,7 @@ from qtn.models import (
     split,
     trim_boundaries,
 )
+from qtn.models.mps import guarded_log, guarded_norm
 from qtn.training.evaluate import apply
 from qtn.training.losses import get_loss
 
@@ -114,9 +115,8 @@ def _advance(env, core, phi, log_scale):
     """env (n, chi) through one site core (chi, d, chi) with features phi (n, d): the
     normalised environment and its accumulated log-norm (n,)."""
     w = jnp.einsum("na,asb,ns->nb", env, core, phi)
-    nrm = jnp.linalg.norm(w, axis=1)
-    safe = jnp.where(nrm > 0, nrm, 1)
-    return w / safe[:, None], log_scale + jnp.log(jnp.where(nrm > 0, nrm, 1e-30))
+    nrm, safe = guarded_norm(w, axis=1)
+    return w / safe[:, None], log_scale + guarded_log(nrm, 1e-30)
 
 
 def left_environments(cores: list, phi, upto: int, *, with_log: bool = False):
