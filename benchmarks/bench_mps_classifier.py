@@ -31,6 +31,16 @@ mnist14-sweep  the sweep table: method="sweep", loss="mse" at bond dimensions 20
          80, 120 (--bond-dims), test accuracy after every sweep against wall time
          (``curve``); --augment adds shifted copies, --time-budget stops a run.
 mnist28  MNIST at 28x28 (784 sites), bond dimension 10.
+cores    the 2-core speedup of gradient training: the same fit (digits by default, or
+         --cores-data mnist14 on the first --cores-train images; bond dimensions
+         --bond-dims, default 10 and 32; --epochs, default 5 here) in a fresh process
+         per setting: ``1core`` (pinned to one core before JAX starts), ``all`` (every
+         core: one JAX CPU device per core and the minibatch split over them, qtn's
+         default) and ``all-1device`` (every core, ``QTN_CPU_DEVICES=1``: XLA's
+         intra-op threads only, the behaviour before the split). Median seconds per
+         epoch after the first, CPU/wall of those epochs, and a ``ratio`` line with
+         ``speedup = 1core / all`` per bond dimension; ``loadavg`` is the machine's
+         load when each child started (other processes take cores too).
 
 Timings: ``first_epoch_s`` includes JIT compilation, ``median_epoch_s`` is the
 median of the other epochs, ``infer_us`` is warm inference time per test sample.
@@ -385,13 +395,89 @@ def case_mnist(args, size):
             )
 
 
+CORE_SETTINGS = {"1core": ("0", None), "all": (None, None), "all-1device": (None, "1")}
+
+
+def case_cores(args, argv):
+    """Gradient training in a fresh process per core setting; then the speedups."""
+    import subprocess
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--epochs" not in argv:
+        argv += ["--epochs", "2" if args.quick else "5"]
+    times: dict = {}
+    for name, (_pin, devices) in CORE_SETTINGS.items():
+        env = dict(os.environ)
+        env.pop("JAX_NUM_CPU_DEVICES", None)
+        if devices is not None:
+            env["QTN_CPU_DEVICES"] = devices
+        cmd = [sys.executable, __file__, *argv, "--cores-child", name]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+        if out.returncode or not lines:
+            emit({"case": "cores", "setting": name, "error": out.stderr[-2000:]})
+            continue
+        for ln in lines:
+            rec = json.loads(ln)
+            emit(rec)
+            times[(name, rec["bond_dim"])] = rec["median_epoch_s"]
+    for chi in sorted({k[1] for k in times}):
+        one, both = times.get(("1core", chi)), times.get(("all", chi))
+        xla = times.get(("all-1device", chi))
+        if one and both:
+            emit({"case": "cores", "ratio": "1core/all", "data": args.cores_data, "bond_dim": chi,
+                  "speedup": one / both, "speedup_xla_threads_only": one / xla if xla else None,
+                  "split_vs_xla_threads": xla / both if xla else None})  # fmt: skip
+    return 0
+
+
+def cores_child(args):
+    """One core setting: pin first (before JAX starts its threads), then train and time."""
+    pin = CORE_SETTINGS[args.cores_child][0]
+    if pin is not None:
+        os.sched_setaffinity(0, {int(pin)})
+    load = os.getloadavg()[0]
+    import jax
+
+    from qtn import MPSClassifier
+
+    if args.cores_data == "digits":
+        Xtr, _, ytr, _ = digits_split()
+    else:
+        Xtr, ytr, _, _ = mnist(args, 14)
+        Xtr, ytr = Xtr[: args.cores_train], ytr[: args.cores_train]
+    if args.quick:
+        Xtr, ytr = Xtr[:512], ytr[:512]
+    for chi in args.bond_dims or [10, 32]:
+        clf = MPSClassifier(bond_dim=chi, learning_rate=args.lr, max_epochs=args.epochs,
+                            batch_size=64, random_state=0, calibration=None)  # fmt: skip
+        c0 = os.times()
+        clf.fit(Xtr, ytr)
+        c1 = os.times()
+        secs = [h["seconds"] for h in clf.history_]
+        warm = secs[1:] or secs
+        # CPU time of the warm epochs: the process total less the first epoch's share
+        cpu = c1.user + c1.system - c0.user - c0.system
+        emit({"case": "cores", "setting": args.cores_child, "data": args.cores_data,
+              "n_train": len(Xtr), "bond_dim": chi, "epochs": len(secs),
+              "first_epoch_s": secs[0], "median_epoch_s": float(np.median(warm)),
+              "fit_cpu_s": cpu, "fit_wall_s": sum(secs),
+              "cores": len(os.sched_getaffinity(0)), "jax_devices": len(jax.devices()),
+              "train_accuracy": clf.history_[-1]["accuracy"], "loadavg": load})  # fmt: skip
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
         "--case",
         default="digits",
-        choices=["digits", "digits-sweep", "mnist14", "mnist14-sweep", "mnist28", "all"],
-    )
+        choices=["digits", "digits-sweep", "mnist14", "mnist14-sweep", "mnist28", "cores",
+                 "all"],
+    )  # fmt: skip
+    p.add_argument("--cores-data", default="digits", choices=["digits", "mnist14"])
+    p.add_argument("--cores-train", type=int, default=10_000, help="cores: mnist14 images")
+    p.add_argument("--cores-child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs")
     p.add_argument(
         "--losses",
@@ -415,8 +501,12 @@ def main(argv=None):
     p.add_argument("--augment", type=int, default=0, help="MNIST: shift_augment by this many px")
     p.add_argument("--augment-diagonal", action="store_true", help="with --augment: diagonals too")
     args = p.parse_args(argv)
+    if args.cores_child is not None:  # before qtn is imported: the pin decides its device count
+        return cores_child(args)
     if args.quick:
         args.epochs = min(args.epochs, 2)
+    if args.case == "cores":
+        return case_cores(args, argv)
     if args.case in ("digits", "all"):
         case_digits(args)
     if args.case in ("digits-sweep", "all"):

@@ -38,6 +38,17 @@ seed) separately:
 - (c) ``ghz30``: H then a CX chain on 30 qubits, 1,000 shots; peers quimb and
   Aer's ``matrix_product_state`` method (a 30-qubit statevector needs 16 GiB).
 
+Case ``cores``: the 2-core speedup of the batched contraction. The noiseless
+case's ``probs`` of the last qubit (the whole circuit, ``--inputs`` inputs) runs
+in a fresh process per setting, warm time the median of ``--repeats`` calls:
+``1core`` (the process pinned to one core before JAX starts), ``all``
+(every core this process may use: one JAX CPU device per core, qtn's default)
+and ``all-1device`` (every core, ``QTN_CPU_DEVICES=1``: XLA's own intra-op
+threads only). Each line reports wall and CPU seconds of the warm calls and
+their ratio (about the number of busy cores); the ``ratio`` line gives
+``speedup = 1core / all``. ``loadavg`` is the machine's 1-minute load when the
+child started: on a shared machine other processes take cores too.
+
 ``max_marginal_diff`` is the largest difference between qtn's and the peer's
 single-qubit frequencies (sampling noise is about 1/sqrt(shots)).
 
@@ -46,6 +57,7 @@ Prints one JSON line per library and one ``ratio`` line per case;
 
     python benchmarks/bench_simulation.py --qubits 16 --inputs 10000
     python benchmarks/bench_simulation.py --cases sample
+    python benchmarks/bench_simulation.py --cases cores    # 1 core against all cores
     python benchmarks/bench_simulation.py --quick          # tiny sizes, a smoke test
 """
 
@@ -166,11 +178,15 @@ def main(argv=None):
         "--readout", type=int, nargs="+", default=[0, -1],
         help="measured qubit(s); -1 = the last, whose light cone is the whole circuit",
     )  # fmt: skip
-    p.add_argument("--cases", nargs="+", default=["noisy", "noiseless", "sample"],
-                   choices=["noisy", "noiseless", "sample"])  # fmt: skip
+    p.add_argument("--cases", nargs="+", default=["noisy", "noiseless", "sample", "cores"],
+                   choices=["noisy", "noiseless", "sample", "cores"])  # fmt: skip
+    p.add_argument("--repeats", type=int, default=5, help="cores: warm calls per setting")
+    p.add_argument("--cores-child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--quimb-shots", type=int, default=64)
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     args = p.parse_args(argv)
+    if args.cores_child is not None:  # before qtn is imported: the pin decides its device count
+        return cores_child(args)
     from qtn.circuit import staircase
 
     if args.quick:
@@ -178,6 +194,8 @@ def main(argv=None):
         args.noisy_qubits, args.noisy_inputs, args.quimb_shots = 4, 10, 4
     if "noisy" in args.cases and not args.skip_noisy:
         noisy_case(args)
+    if "cores" in args.cases:
+        cores_case(args)
     if "sample" in args.cases:
         sample_cases(args)
     if "noiseless" not in args.cases:
@@ -325,6 +343,73 @@ def sample_quimb(c, shots, params=None, data=None):
     run_s = time.perf_counter() - t0
     return bits.mean(0), {"library": "quimb", "method": "Circuit.sample (group_size 10)",
                           "shots": shots, "run_s": run_s, "shots_per_s": shots / run_s}  # fmt: skip
+
+
+CORE_SETTINGS = {"1core": ("0", None), "all": (None, None), "all-1device": (None, "1")}
+
+
+def cores_case(args):
+    """The batched contraction in a fresh process per core setting; then the speedup."""
+    import os
+    import subprocess
+
+    times = {}
+    for name, (_pin, devices) in CORE_SETTINGS.items():
+        env = dict(os.environ)
+        env.pop("JAX_NUM_CPU_DEVICES", None)
+        if devices is not None:
+            env["QTN_CPU_DEVICES"] = devices
+        cmd = [sys.executable, __file__, "--cores-child", name, "--qubits", str(args.qubits),
+               "--sweeps", str(args.sweeps), "--inputs", str(args.inputs),
+               "--repeats", str(args.repeats), "--dtype", args.dtype]  # fmt: skip
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+        if out.returncode or not lines:
+            emit({"case": "cores", "setting": name, "error": out.stderr[-2000:]})
+            continue
+        rec = json.loads(lines[-1])
+        emit(rec)
+        times[name] = rec["warm_s"]
+    if "1core" in times and "all" in times:
+        emit({"case": "cores", "ratio": "1core/all", "speedup": times["1core"] / times["all"],
+              "speedup_xla_threads_only": (times["1core"] / times["all-1device"]
+                                           if "all-1device" in times else None)})  # fmt: skip
+
+
+def cores_child(args):
+    """One core setting: pin first (before JAX starts its threads), then time warm calls."""
+    import os
+
+    pin = CORE_SETTINGS[args.cores_child][0]
+    if pin is not None:
+        os.sched_setaffinity(0, {int(pin)})
+    load = os.getloadavg()[0]
+    import jax
+
+    from qtn.circuit import staircase
+    from qtn.simulation import simulate
+
+    c = staircase(args.qubits, args.sweeps)
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=c.n_params)
+    X = rng.random((args.inputs, args.qubits))
+    sim = simulate(c, dtype=args.dtype)
+    q = args.qubits - 1
+    sim.probs([q], params=theta, data=X)  # plan + compile
+    walls, cpus = [], []
+    for _ in range(args.repeats):
+        c0, w0 = os.times(), time.perf_counter()
+        sim.probs([q], params=theta, data=X)
+        c1 = os.times()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(c1.user + c1.system - c0.user - c0.system)
+    k = int(np.argsort(walls)[len(walls) // 2])
+    emit({"case": "cores", "setting": args.cores_child, "qubits": args.qubits,
+          "inputs": args.inputs, "readout_qubit": q, "cores": len(os.sched_getaffinity(0)),
+          "jax_devices": len(jax.devices()), "warm_s": walls[k], "cpu_s": cpus[k],
+          "cpu/wall": cpus[k] / walls[k], "inputs_per_s": args.inputs / walls[k],
+          "loadavg": load})  # fmt: skip
+    return 0
 
 
 def sample_cases(args):

@@ -34,7 +34,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from qtn import _devices
 from qtn._version import __version__
+
+_devices.configure()  # one JAX CPU device per core (see qtn._devices); JAX is not imported
 
 # public name -> module that defines it
 _LAZY = {

@@ -25,10 +25,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from qtn._checks import check_model_bytes
 from qtn.errors import NonFiniteError
 from qtn.training.born_sweep import born_sweep_epoch, born_sweep_init, check_one_hot
 from qtn.training.evaluate import evaluate
-from qtn.training.gradient import batch_indices, make_epoch
+from qtn.training.gradient import (
+    batch_indices,
+    epoch_mesh,
+    make_epoch,
+    replicate,
+    split_batches,
+)
 from qtn.training.losses import get_loss, list_losses
 from qtn.training.sweep import QUADRATIC_LOSSES, env_memory_bytes, sweep_epoch, sweep_init
 from qtn.training.tree_sweep import tree_sweep_epoch, tree_sweep_init
@@ -266,22 +273,35 @@ def _check_finite(params, loss: float, epoch: int):
 
 
 def _gradient_init(forward, params, phi, y, w, config, rng):
+    leaves = jax.tree_util.tree_leaves(params)
+    nbytes = sum(int(np.size(x)) * np.dtype(x.dtype).itemsize for x in leaves)
+    check_model_bytes(
+        f"gradient training of {sum(int(np.size(x)) for x in leaves):,} parameters (the "
+        "parameters, their gradients and two Adam moments)", 4 * nbytes,
+        "lower bond_dim, or train with method='sweep'",
+    )  # fmt: skip
     steps = config.resolved_epochs() * (-(-phi.shape[0] // config.batch_size))
     opt = config.optimizer or default_optimizer(
         config.resolved_learning_rate(params), config.clip_norm, config.lr_schedule, steps
     )
-    epoch_fn = make_epoch(forward, config.loss, opt, float(config.l2))
-    return params, (opt.init(params), epoch_fn)
+    # with several devices (one per core on CPU), each minibatch is split over them
+    mesh = epoch_mesh(config.batch_size, params)
+    epoch_fn = make_epoch(forward, config.loss, opt, float(config.l2), mesh)
+    data = replicate(mesh, (phi, y, w))  # placed once for every epoch
+    return params, (replicate(mesh, opt.init(params)), epoch_fn, mesh, data)
 
 
 def _gradient_epoch(forward, params, state, phi, y, w, config, rng):
-    opt_state, epoch_fn = state
-    idx, mask = batch_indices(phi.shape[0], config.batch_size, rng)
-    params, opt_state, stats = epoch_fn(params, opt_state, phi, y, w, idx, mask)
+    opt_state, epoch_fn, mesh, (phi, y, w) = state
+    idx, mask = split_batches(mesh, *batch_indices(phi.shape[0], config.batch_size, rng))
+    params, opt_state, stats = epoch_fn(replicate(mesh, params), opt_state, phi, y, w, idx, mask)
+    state = (opt_state, epoch_fn, mesh, (phi, y, w))
+    if mesh is not None:  # hand back ordinary single-device arrays (the default device's)
+        params = jax.device_put(params, jax.devices()[0])
     stats = np.asarray(stats, dtype=np.float64).sum(0)
     loss = float(stats[0] / stats[2])
     acc = float(stats[1] / stats[2]) if get_loss(config.loss).supervised else None
-    return params, (opt_state, epoch_fn), {"loss": loss, "accuracy": acc}
+    return params, state, {"loss": loss, "accuracy": acc}
 
 
 def _gradient_lr(params) -> float:

@@ -13,7 +13,14 @@ import optax
 
 from qtn.training.losses import get_loss, predicted_class
 
-__all__ = ["make_epoch", "batch_indices", "tree_sq_norm"]
+__all__ = [
+    "make_epoch",
+    "epoch_mesh",
+    "replicate",
+    "split_batches",
+    "batch_indices",
+    "tree_sq_norm",
+]
 
 
 def tree_sq_norm(params):
@@ -23,8 +30,14 @@ def tree_sq_norm(params):
 
 @lru_cache(maxsize=32)
 def make_epoch(forward: Callable, loss_name: str, optimizer: optax.GradientTransformation,
-               l2: float):  # fmt: skip
+               l2: float, mesh=None):  # fmt: skip
     """A jitted ``epoch(params, opt_state, phi, y, w, idx, mask) -> (params, opt_state, stats)``.
+
+    With a ``mesh`` (a 1-D ``jax.sharding.Mesh``, axis ``"batch"``), every minibatch is
+    split over its devices (data parallelism: each device runs the forward and
+    backward pass of its rows, XLA sums the gradients); the caller passes ``idx``
+    and ``mask`` sharded along their batch axis and the rest replicated
+    (:func:`replicate`, :func:`split_batches`). Without one, the step runs on one device.
 
     ``forward(params, phi_one) -> (fhat, log_norm)`` is vmapped over each batch.
     ``idx`` (n_batches, B) indexes the training arrays, ``mask`` (n_batches, B) is 0
@@ -51,11 +64,19 @@ def make_epoch(forward: Callable, loss_name: str, optimizer: optax.GradientTrans
 
     grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
 
+    if mesh is None:
+        split = lambda a: a  # noqa: E731
+    else:
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        rows = NamedSharding(mesh, PartitionSpec("batch"))
+        split = lambda a: jax.lax.with_sharding_constraint(a, rows)  # noqa: E731
+
     def step(carry, batch):
         params, opt_state, phi_all, y_all, w_all = carry
-        idx, m = batch
+        idx, m = split(batch[0]), split(batch[1])
         w = w_all[idx] * m
-        (_, (lsum, correct)), grads = grad_fn(params, phi_all[idx], y_all[idx], w)
+        (_, (lsum, correct)), grads = grad_fn(params, split(phi_all[idx]), y_all[idx], w)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return (params, opt_state, phi_all, y_all, w_all), jnp.stack([lsum, correct, jnp.sum(w)])
@@ -67,6 +88,33 @@ def make_epoch(forward: Callable, loss_name: str, optimizer: optax.GradientTrans
         return params, opt_state, stats
 
     return epoch
+
+
+def epoch_mesh(batch_size: int, params):
+    """The mesh an epoch of minibatches of ``batch_size`` rows is split over, or None (one
+    device, or too little work per device; see :func:`qtn._devices.shard_count`)."""
+    from qtn._devices import batch_mesh, shard_count
+
+    n_params = sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(params))
+    return batch_mesh() if shard_count(batch_size, n_params) > 1 else None
+
+
+def replicate(mesh, tree):
+    """``tree`` with every array on every device of ``mesh`` (unchanged without a mesh)."""
+    if mesh is None:
+        return tree
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def split_batches(mesh, idx, mask):
+    """Minibatch indices and mask (n_batches, B) split along B over ``mesh``'s devices."""
+    if mesh is None:
+        return idx, mask
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return jax.device_put((idx, mask), NamedSharding(mesh, PartitionSpec(None, "batch")))
 
 
 def batch_indices(n: int, batch_size: int, rng: np.random.Generator):

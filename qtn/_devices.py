@@ -1,0 +1,115 @@
+"""Every core: host devices for JAX on CPU, and the batch mesh that training shards over.
+
+XLA on CPU already spreads one large operation over the cores (its intra-op
+thread pool): a batched contraction of 10,000 inputs keeps both cores of a
+2-core machine busy. A training step is a few hundred small operations on a
+minibatch of 64, too small to split that way, so it runs on one core. Data
+parallelism fixes that: with one JAX device per core, each device runs the
+step on its slice of the minibatch and the gradients are summed, the same
+program on one GPU (a mesh of one device: nothing is split) and on several.
+
+:func:`configure` runs at ``import qtn`` (which does not import JAX): it asks
+JAX for one CPU device per usable core, through the ``JAX_NUM_CPU_DEVICES``
+environment variable that JAX reads when it is imported, or through
+``jax.config`` when JAX is imported but not yet started. A device count the
+user set (``JAX_NUM_CPU_DEVICES``, ``--xla_force_host_platform_device_count``
+in ``XLA_FLAGS``) is kept; ``QTN_CPU_DEVICES=n`` chooses n (1 switches this
+off). Once JAX has started it is too late, and qtn uses the devices there are.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["configure", "usable_cores", "batch_mesh", "shard_count"]
+
+#: training splits a minibatch over the devices only when each gets at least this many rows
+MIN_ROWS_PER_DEVICE = 16
+
+#: ... and when each device's share of a step is at least this many flops (about
+#: 6 x rows x parameters for the forward and backward pass of a tensor network):
+#: below it, the per-step gradient sum across devices costs more than it saves
+MIN_FLOPS_PER_DEVICE = 2e7
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _wanted() -> int | None:
+    """The CPU device count qtn asks for, or None to leave JAX's setting alone."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "JAX_NUM_CPU_DEVICES" in os.environ or "xla_force_host_platform_device_count" in flags:
+        return None
+    value = os.environ.get("QTN_CPU_DEVICES")
+    if value is not None:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(
+                f"QTN_CPU_DEVICES must be an integer number of CPU devices, got {value!r}"
+            ) from None
+        return n if n >= 1 else None
+    n = usable_cores()
+    return n if n > 1 else None
+
+
+def configure() -> None:
+    """Ask JAX for one CPU device per usable core, if nothing was set and it is not too late."""
+    n = _wanted()
+    if n is None:
+        return
+    jax = sys.modules.get("jax")
+    if jax is None:
+        os.environ["JAX_NUM_CPU_DEVICES"] = str(n)
+        return
+    try:
+        from jax._src import xla_bridge
+
+        if not xla_bridge.backends_are_initialized():
+            jax.config.update("jax_num_cpu_devices", n)
+    except Exception:  # noqa: BLE001 - another JAX version: keep its devices
+        pass
+
+
+_MESH: dict = {}
+
+
+def batch_mesh():
+    """A 1-D ``jax.sharding.Mesh`` (axis ``"batch"``) over the default backend's local
+    devices, or None with a single device (one GPU, or one CPU device)."""
+    import jax
+
+    devices = tuple(jax.local_devices())
+    if devices not in _MESH:
+        mesh = None
+        if len(devices) > 1:
+            import numpy as np
+            from jax.sharding import Mesh
+
+            mesh = Mesh(np.array(devices), ("batch",))
+        _MESH[devices] = mesh
+    return _MESH[devices]
+
+
+def shard_count(rows: int, n_params: int | None = None) -> int:
+    """How many devices a minibatch of ``rows`` (of a model of ``n_params`` parameters) is
+    split over: all of them when the rows divide evenly with at least
+    :data:`MIN_ROWS_PER_DEVICE` each and :data:`MIN_FLOPS_PER_DEVICE` of work each,
+    else 1 (no split). ``QTN_MIN_FLOPS_PER_DEVICE`` overrides the work threshold."""
+    mesh = batch_mesh()
+    if mesh is None:
+        return 1
+    n = mesh.size
+    if rows % n or rows // n < MIN_ROWS_PER_DEVICE:
+        return 1
+    if n_params is not None:
+        floor = float(os.environ.get("QTN_MIN_FLOPS_PER_DEVICE", MIN_FLOPS_PER_DEVICE))
+        if 6.0 * (rows // n) * n_params < floor:
+            return 1
+    return n
