@@ -420,6 +420,19 @@ class BornMachine(TNGenerative):
             return entanglement_entropy(self.params_)
         return ttn_entanglement_entropy(self.params_)
 
+    def to_mps(self) -> MPS:
+        """The trained state as a :class:`qtn.MPS` (``structure="mps"``), for :func:`qtn.compile`.
+
+        A tree model raises ``ValueError``: compile ``tree_`` or use :meth:`to_circuit`.
+        """
+        check_is_fitted(self)
+        if self.structure != "mps":
+            raise ValueError(
+                "to_mps needs structure='mps'; this Born machine is a tree: compile born.tree_ "
+                "or call born.to_circuit()"
+            )
+        return self.params_
+
     def to_circuit(self, method: str = "exact", *, reuse: bool = False, X=None, **options):
         """Compile the trained state to a circuit whose measured qubits sample p(x).
 
