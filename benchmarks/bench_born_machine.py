@@ -186,7 +186,7 @@ def case_sampling(args):
     emit({"case": "sampling", "library": "qtn", "n_sites": n_sites, "bond_dim": bond,
           "n_samples": n, "first_call_s": first, "warm_s": warm, "samples_per_s": qtn_rate,
           "mean_bit": float(x.mean()), **machine()})  # fmt: skip
-    q = to_quimb(jax.tree_util.tree_map(np.asarray, mps)).astype("float32")
+    q = to_quimb(jax.tree_util.tree_map(np.asarray, mps)).astype("float64")  # float32 gives NaN
     info: dict = {}
     t0 = time.perf_counter()
     q.canonicalize_(0, info=info)

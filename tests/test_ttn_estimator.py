@@ -137,7 +137,11 @@ def test_bad_input(fitted, digits_split):
         TTNClassifier(bond_dim=0).fit(Xtr, ytr)
     with pytest.raises(ValueError, match="X has 10 features, but TTNClassifier is expecting 64"):
         fitted.predict(Xte[:, :10])
-    with pytest.raises(ValueError, match="outside the range"):
-        fitted.predict(Xte * 2 + 0.5)
+    # out of the feature map's domain: refused at fit (scaling=None), clipped at predict
+    with pytest.raises(ValueError, match="outside the domain"):
+        TTNClassifier(max_epochs=1).fit(Xtr * 2 + 0.5, ytr)
+    np.testing.assert_array_equal(
+        fitted.predict(Xte * 2 + 0.5), fitted.predict(np.clip(Xte * 2 + 0.5, 0, 1))
+    )
     with pytest.raises(ValueError, match="1 class"):
         TTNClassifier().fit(Xtr[:5], np.zeros(5))

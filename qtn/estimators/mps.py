@@ -7,6 +7,8 @@ A thin subclass of :class:`qtn.estimators.base.TNClassifier`: the model is an
 
 from __future__ import annotations
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -293,6 +295,15 @@ class MPSClassifier(TNClassifier):
             raise ValueError(
                 f"to_circuit encodes pixels with RY(pi x), the trigonometric feature map; "
                 f"this model uses feature_map={self.feature_map!r}"
+            )
+        if self._output() != "born":
+            warnings.warn(
+                f"to_circuit: the compiled circuits predict by the Born rule |f_l(x)|^2, but "
+                f"this model (loss={self.loss!r}) predicts by the softmax of signed amplitudes; "
+                "the two can disagree (compare report.metrics['accuracy'] with "
+                "'classical_accuracy'). Train with loss='nll' or 'mse' for a faithful circuit",
+                UserWarning,
+                stacklevel=2,
             )
         return compile_classifier(
             self.params_.network, self.classes_, method=method, reuse=reuse,

@@ -148,7 +148,10 @@ class Plan:
         if interface == "jax":
             import jax
 
-            got = [jax.device_put(a) for a in self.program.consts]
+            # concrete even when first asked for inside a caller's trace (a jitted loss):
+            # a traced device_put would be cached here and leak
+            with jax.ensure_compile_time_eval():
+                got = [jax.device_put(a) for a in self.program.consts]
         else:
             src = self._consts.get("jax")
             got = list(self.program.consts) if src is None else [np.asarray(a) for a in src]
