@@ -37,8 +37,10 @@ cores    the 2-core speedup of gradient training: the same fit (digits by defaul
          per setting: ``1core`` (pinned to one core before JAX starts), ``all`` (every
          core: one JAX CPU device per core and the minibatch split over them, qtn's
          default) and ``all-1device`` (every core, ``QTN_CPU_DEVICES=1``: XLA's
-         intra-op threads only, the behaviour before the split). Median seconds per
-         epoch after the first, CPU/wall of those epochs, and a ``ratio`` line with
+         intra-op threads only, the behaviour before the split). One compiling epoch,
+         then --epochs timed ones (warm start): median seconds per epoch, CPU and
+         wall time, ``parallelism`` (CPU time over the busiest thread's: the cores
+         the work keeps busy, whatever else runs on the machine) and a ``ratio`` line with
          ``speedup = 1core / all`` per bond dimension; ``loadavg`` is the machine's
          load when each child started (other processes take cores too).
 
@@ -395,6 +397,24 @@ def case_mnist(args, size):
             )
 
 
+def thread_parallelism(before=None):
+    """CPU seconds of each of this process's threads (Linux /proc); with ``before``, the
+    total CPU since then over the busiest thread's share: how many cores the work kept busy
+    whatever else ran on the machine (an idle machine's wall-clock speedup is at most this)."""
+    now = {}
+    try:
+        for t in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{t}/stat") as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+            now[t] = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None if before is not None else {}
+    if before is None:
+        return now
+    d = [now[t] - before.get(t, 0.0) for t in now]
+    return sum(d) / max(d) if d and max(d) > 0 else None
+
+
 CORE_SETTINGS = {"1core": ("0", None), "all": (None, None), "all-1device": (None, "1")}
 
 
@@ -448,12 +468,32 @@ def cores_child(args):
         Xtr, ytr = Xtr[: args.cores_train], ytr[: args.cores_train]
     if args.quick:
         Xtr, ytr = Xtr[:512], ytr[:512]
+    # time each epoch's threads: the registered gradient method, wrapped (benchmark only)
+    import dataclasses
+
+    from qtn.training import fit as _fit_module  # noqa: F401 - the module, for its registry
+
+    fit_mod = sys.modules["qtn.training.fit"]
+    inner = fit_mod._METHODS["gradient"].epoch
+
+    def timed_epoch(*a):
+        before, c0 = thread_parallelism(), os.times()
+        out = inner(*a)
+        c1 = os.times()
+        EPOCHS.append((c1.user + c1.system - c0.user - c0.system, thread_parallelism(before)))
+        return out
+
+    fit_mod._METHODS["gradient"] = dataclasses.replace(fit_mod._METHODS["gradient"],
+                                                       epoch=timed_epoch)  # fmt: skip
+    EPOCHS: list = []
     for chi in args.bond_dims or [10, 32]:
+        EPOCHS.clear()
         clf = MPSClassifier(bond_dim=chi, learning_rate=args.lr, max_epochs=args.epochs,
                             batch_size=64, random_state=0, calibration=None)  # fmt: skip
         c0 = os.times()
         clf.fit(Xtr, ytr)
         c1 = os.times()
+        par = [p for _, p in EPOCHS[1:] if p is not None]  # the warm epochs
         secs = [h["seconds"] for h in clf.history_]
         warm = secs[1:] or secs
         # CPU time of the warm epochs: the process total less the first epoch's share
@@ -463,7 +503,10 @@ def cores_child(args):
               "first_epoch_s": secs[0], "median_epoch_s": float(np.median(warm)),
               "fit_cpu_s": cpu, "fit_wall_s": sum(secs),
               "cores": len(os.sched_getaffinity(0)), "jax_devices": len(jax.devices()),
-              "train_accuracy": clf.history_[-1]["accuracy"], "loadavg": load})  # fmt: skip
+              "train_accuracy": clf.history_[-1]["accuracy"],
+              "parallelism": float(np.median(par)) if par else None,
+              "epoch_cpu_s": float(np.median([c for c, _ in EPOCHS[1:]])) if EPOCHS[1:] else None,
+              "loadavg": load})  # fmt: skip
     return 0
 
 

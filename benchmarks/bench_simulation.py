@@ -45,7 +45,9 @@ in a fresh process per setting, warm time the median of ``--repeats`` calls:
 (every core this process may use: one JAX CPU device per core, qtn's default)
 and ``all-1device`` (every core, ``QTN_CPU_DEVICES=1``: XLA's own intra-op
 threads only). Each line reports wall and CPU seconds of the warm calls and
-their ratio (about the number of busy cores); the ``ratio`` line gives
+their ratio (about the number of busy cores), and ``parallelism``, the CPU
+time over the busiest thread's (how many cores the work keeps busy, which
+other processes on a shared machine do not change); the ``ratio`` line gives
 ``speedup = 1core / all``. ``loadavg`` is the machine's 1-minute load when the
 child started: on a shared machine other processes take cores too.
 
@@ -65,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -345,12 +348,29 @@ def sample_quimb(c, shots, params=None, data=None):
                           "shots": shots, "run_s": run_s, "shots_per_s": shots / run_s}  # fmt: skip
 
 
+def thread_parallelism(before=None):
+    """CPU seconds of each of this process's threads (Linux /proc); with ``before``, the
+    total CPU since then over the busiest thread's share: how many cores the work kept busy
+    whatever else ran on the machine (an idle machine's wall-clock speedup is at most this)."""
+    now = {}
+    try:
+        for t in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{t}/stat") as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+            now[t] = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None if before is not None else {}
+    if before is None:
+        return now
+    d = [now[t] - before.get(t, 0.0) for t in now]
+    return sum(d) / max(d) if d and max(d) > 0 else None
+
+
 CORE_SETTINGS = {"1core": ("0", None), "all": (None, None), "all-1device": (None, "1")}
 
 
 def cores_case(args):
     """The batched contraction in a fresh process per core setting; then the speedup."""
-    import os
     import subprocess
 
     times = {}
@@ -378,7 +398,6 @@ def cores_case(args):
 
 def cores_child(args):
     """One core setting: pin first (before JAX starts its threads), then time warm calls."""
-    import os
 
     pin = CORE_SETTINGS[args.cores_child][0]
     if pin is not None:
@@ -397,6 +416,7 @@ def cores_child(args):
     q = args.qubits - 1
     sim.probs([q], params=theta, data=X)  # plan + compile
     walls, cpus = [], []
+    threads = thread_parallelism()
     for _ in range(args.repeats):
         c0, w0 = os.times(), time.perf_counter()
         sim.probs([q], params=theta, data=X)
@@ -408,7 +428,7 @@ def cores_child(args):
           "inputs": args.inputs, "readout_qubit": q, "cores": len(os.sched_getaffinity(0)),
           "jax_devices": len(jax.devices()), "warm_s": walls[k], "cpu_s": cpus[k],
           "cpu/wall": cpus[k] / walls[k], "inputs_per_s": args.inputs / walls[k],
-          "loadavg": load})  # fmt: skip
+          "parallelism": thread_parallelism(threads), "loadavg": load})  # fmt: skip
     return 0
 
 
