@@ -50,6 +50,7 @@ _LAZY = {
     "angle_encoding": "qtn.features",
     # models and estimators
     "MPSClassifier": "qtn.estimators",
+    "CircuitClassifier": "qtn.estimators",
     "MPS": "qtn.models",
     "random_mps": "qtn.models",
     "to_quimb": "qtn.models",
@@ -137,7 +138,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         NonFiniteError,
         QtnError,
     )
-    from qtn.estimators import MPSClassifier
+    from qtn.estimators import CircuitClassifier, MPSClassifier
     from qtn.execution import finetune, run
     from qtn.export import from_qiskit
     from qtn.features import (
