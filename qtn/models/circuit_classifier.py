@@ -202,13 +202,18 @@ class CircuitLayout:
         return 2**self.bond_qubits
 
 
-def kak_block(circuit: Circuit, a: int, b: int, start: int) -> int:
+def kak_block(circuit: Circuit, a: int, b: int, start: int, *, native: bool = True) -> int:
     """Append the native 3-CX SU(4) block on (a, b), angles ``start .. start + 14``.
 
     In time order: U3(t0..t2) on a, U3(t3..t5) on b, CX(b, a), RZ(t6) on a,
     RY(t7) on b, CX(a, b), RY(t8) on b, CX(b, a), U3(t9..t11) on a,
-    U3(t12..t14) on b. Returns the next free angle.
+    U3(t12..t14) on b: ten gates with ``native``, else one registered ``kak``
+    gate (the same matrix, one tensor: what the simulator trains on, compiling
+    several times faster). Returns the next free angle.
     """
+    if not native:
+        circuit.kak(a, b, start=start)
+        return start + PARAMS_PER_BLOCK
     t = [Trainable(start + i) for i in range(PARAMS_PER_BLOCK)]
     circuit.u(t[0], t[1], t[2], a).u(t[3], t[4], t[5], b)
     circuit.cx(b, a).rz(t[6], a).ry(t[7], b).cx(a, b).ry(t[8], b).cx(b, a)
@@ -220,25 +225,25 @@ def block_matrix(angles) -> np.ndarray:
     """The 4 x 4 unitary of :func:`kak_block` (qubit a most significant), from its 15 angles."""
     from qtn.circuit.gates import gate_matrix
 
-    t = [float(a) for a in angles]
-    cx_ba = np.array([[1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0]], dtype=complex)
-    cx_ab = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=complex)
-    k2 = np.kron(gate_matrix("u3", t[0:3]), gate_matrix("u3", t[3:6]))
-    mid = np.kron(gate_matrix("rz", [t[6]]), gate_matrix("ry", [t[7]]))
-    ry = np.kron(np.eye(2), gate_matrix("ry", [t[8]]))
-    k1 = np.kron(gate_matrix("u3", t[9:12]), gate_matrix("u3", t[12:15]))
-    return k1 @ cx_ba @ ry @ cx_ab @ mid @ cx_ba @ k2
+    return gate_matrix("kak", [float(a) for a in angles])
 
 
 def build_circuit(
-    layout: CircuitLayout, *, encode: bool = True, discard: bool = True, measure: bool = False
+    layout: CircuitLayout,
+    *,
+    encode: bool = True,
+    discard: bool = True,
+    measure: bool = False,
+    native: bool = True,
 ) -> Circuit:
     """The classifier's circuit on ``layout.n_qubits`` qubits.
 
     Pixel qubit j is encoded (RY(pi x_j), :class:`~qtn.circuit.Feature` j) right
     before the first node that uses it, nodes follow in ``layout.nodes`` order,
     and the discarded qubits are traced out after each node (``discard``). With
-    ``measure`` the output qubit is measured into clbit 0.
+    ``measure`` the output qubit is measured into clbit 0. ``native=False`` puts
+    one ``kak`` gate per block (for noiseless simulation) instead of its ten
+    native gates (which noise models and hardware see).
     """
     if not isinstance(layout, CircuitLayout):
         raise TypeError(f"layout must be a CircuitLayout, got {type(layout).__name__}")
@@ -252,7 +257,7 @@ def build_circuit(
                     c.ry(Feature(q), q)
         start = node.start
         for a, b in node.pairs:
-            start = kak_block(c, a, b, start)
+            start = kak_block(c, a, b, start, native=native)
         if discard:
             c.discard(list(node.discard))
     if measure:

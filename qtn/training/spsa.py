@@ -14,8 +14,8 @@ gamma=0.882`` (:data:`LIAO_CONFIG`); it belongs to their parameterisation and
 loss scale. For angles of U3/RY/RZ gates a perturbation of b = 33 rad is no
 perturbation at all (angles are 2 pi periodic), so qtn's default
 (:class:`SPSAConfig`) keeps their schedule exponents and momentum and scales a
-and b to angles: b = 0.2 rad, a = 0.5 (chosen by a short search on 4x4 digit
-pairs; see the README).
+and b to angles: b = 0.2 rad, a = 2 (chosen by a short search over
+a in {0.5, 2, 5} and b in {0.2, 0.5} on 4x4 3-vs-5 digits; see the README).
 
 Examples
 --------
@@ -41,7 +41,7 @@ __all__ = ["SPSAConfig", "LIAO_CONFIG", "spsa_minimize"]
 class SPSAConfig:
     """SPSA hyperparameters (see the module docstring), validated at construction."""
 
-    a: float = 0.5
+    a: float = 2.0
     b: float = 0.2
     A: float = 7.41
     s: float = 1.13
