@@ -240,8 +240,11 @@ def test_noise_sweeps_are_monotone_in_the_exact_limit(pair_4x4, trained_tree):
     _, _, Xte, yte = pair_4x4
     X = Xte[:40]
     sweeps = {
-        "depolarizing": lambda s: NoiseModel().add_gate_noise(depolarizing(s, 2), ["cx"])
-        .add_gate_noise(depolarizing(s / 10), ["u3", "ry", "rz"]),
+        "depolarizing": lambda s: (
+            NoiseModel()
+            .add_gate_noise(depolarizing(s, 2), ["cx"])
+            .add_gate_noise(depolarizing(s / 10), ["u3", "ry", "rz"])
+        ),
         "dephasing": lambda s: NoiseModel().add_gate_noise(phase_damping(s), ["cx", "u3"]),
         "readout": lambda s: NoiseModel().add_readout_error(ReadoutError(s, s)),
     }

@@ -211,7 +211,9 @@ class CircuitClassifier(TNClassifier):
         return 0.0
 
     def _resolved_loss(self) -> str:
-        return ("nll" if self.method == "gradient" else "hinge") if self.loss == "auto" else self.loss
+        return (
+            ("nll" if self.method == "gradient" else "hinge") if self.loss == "auto" else self.loss
+        )
 
     def _validate_params(self) -> FitConfig:
         if self.structure not in STRUCTURES:
@@ -435,9 +437,9 @@ class CircuitClassifier(TNClassifier):
             if self.method == "spsa":
                 w = jnp.ones(bs, phi.dtype)
 
-                def fn(th, k, _b=batches, _k0=k0):
+                def fn(th, k, _b=batches, _k0=k0, _w=w):
                     idx = _b[k - _k0]
-                    ww = w[: len(idx)]
+                    ww = _w[: len(idx)]
                     cp = CircuitParams(jnp.asarray(th.reshape(shape), phi.dtype))
                     return float(batch(cp, phi[idx], y[idx], ww))
 
@@ -478,7 +480,10 @@ class CircuitClassifier(TNClassifier):
             if config.early_stopping and bad >= config.n_iter_no_change:
                 info["stopped_early_at"] = epoch
                 break
-            if config.max_seconds is not None and time.perf_counter() - t_start > config.max_seconds:
+            if (
+                config.max_seconds is not None
+                and time.perf_counter() - t_start > config.max_seconds
+            ):
                 info["stopped_at_time_limit"] = epoch
                 break
         bar.close()
@@ -510,7 +515,9 @@ class CircuitClassifier(TNClassifier):
         else:
             check_is_fitted(mps_clf)
             if not isinstance(mps_clf, MPSClassifier):
-                raise TypeError(f"init_model must be an MPSClassifier, got {type(mps_clf).__name__}")
+                raise TypeError(
+                    f"init_model must be an MPSClassifier, got {type(mps_clf).__name__}"
+                )
         angles = warm_start_angles(mps_clf.params_.network, layout, seed=seed)
         mps_acc = float(np.mean(mps_clf.predict(np.asarray(phi)) == np.asarray(y)))
         new = CircuitParams(jnp.asarray(angles[None, :], params.angles.dtype))

@@ -125,9 +125,7 @@ class CircuitLayout:
 
     def __post_init__(self):
         if self.structure not in STRUCTURES:
-            raise ValueError(
-                f"structure must be one of {list(STRUCTURES)}, got {self.structure!r}"
-            )
+            raise ValueError(f"structure must be one of {list(STRUCTURES)}, got {self.structure!r}")
         v = self.bond_qubits
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(
