@@ -53,6 +53,11 @@ $(BENCH_VENV)/.installed: pyproject.toml
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/bench_mps_classifier.py --case digits
 	$(BENCH_VENV)/bin/python benchmarks/bench_mps_classifier.py --case mnist14 --data-dir $(MNIST_DIR) --bond-dims 32 --epochs 25 --time-budget 300
+	$(BENCH_VENV)/bin/python benchmarks/bench_born_machine.py --case bas
+	$(BENCH_VENV)/bin/python benchmarks/bench_born_machine.py --case sampling
+	$(BENCH_VENV)/bin/python benchmarks/bench_born_machine.py --case mnist --data-dir $(MNIST_DIR) --bond-dims 10 20 50 100 200 --epochs 10 --time-budget 1800
+	$(BENCH_VENV)/bin/python benchmarks/bench_ttn_classifier.py --case digits
+	$(BENCH_VENV)/bin/python benchmarks/bench_ttn_classifier.py --case mnist14 --data-dir $(MNIST_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info

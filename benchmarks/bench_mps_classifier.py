@@ -4,8 +4,13 @@ Prints one JSON line per case. Run from the repository root, in an environment
 with the ``bench`` extra (``make bench`` creates ``.venv-bench``)::
 
     python benchmarks/bench_mps_classifier.py --case digits
+    python benchmarks/bench_mps_classifier.py --case digits-sweep
     python benchmarks/bench_mps_classifier.py --case mnist14 --data-dir ../shared/data/mnist
+    python benchmarks/bench_mps_classifier.py --case mnist14-sweep --data-dir ../shared/data/mnist
     python benchmarks/bench_mps_classifier.py --case mnist28 --data-dir ../shared/data/mnist
+
+``--quick`` shrinks every case (a few hundred samples, one or two epochs) to check
+that the script runs; its numbers mean nothing.
 
 Cases
 -----
@@ -14,8 +19,17 @@ digits   8x8 digits, train_test_split(test_size=0.25, random_state=0), trigonome
          epochs for qtn (float32) and tn4ml (float64 with x64, its documented
          setting: in float32 its loss is NaN). A ``ratio`` line per bond dimension
          gives tn4ml/qtn seconds per epoch and inference time, and the accuracy gap.
+         qtn runs once per loss (--losses; default cross_entropy, nll, mse), each with
+         its default calibration, and reports test log loss and expected calibration
+         error (15 bins) beside the accuracy.
+digits-sweep  qtn's method="sweep" (the paper's quadratic cost, CG per bond) against
+         tn4ml's "sweeps" strategy on the same digits split: seconds per sweep and
+         test accuracy, and their ratios.
 mnist14  MNIST downsampled to 14x14 (196 sites), full 60k/10k; test accuracy after
          every epoch against wall time, for gradient and sweep training.
+mnist14-sweep  the sweep table: method="sweep", loss="mse" at bond dimensions 20, 40,
+         80, 120 (--bond-dims), test accuracy after every sweep against wall time
+         (``curve``); --augment adds shifted copies, --time-budget stops a run.
 mnist28  MNIST at 28x28 (784 sites), bond dimension 10.
 
 Timings: ``first_epoch_s`` includes JIT compilation, ``median_epoch_s`` is the
@@ -89,7 +103,10 @@ def run_qtn(
     label=None,
     **kw,
 ):
+    from sklearn.metrics import log_loss
+
     from qtn import MPSClassifier
+    from qtn.metrics import expected_calibration_error
 
     clf = MPSClassifier(
         bond_dim=bond_dim,
@@ -111,8 +128,14 @@ def run_qtn(
     infer_us = (time.perf_counter() - t0) / len(Xte) * 1e6
     secs = [h["seconds"] for h in clf.history_]
     wall = np.cumsum(secs).tolist()
+    proba = clf.predict_proba(Xte)
+    y_idx = np.searchsorted(clf.classes_, yte)
     return {
         **_record("qtn", method, bond_dim, secs, acc, fit_s, infer_us),
+        "loss": clf.loss,
+        "test_log_loss": float(log_loss(y_idx, proba, labels=np.arange(len(clf.classes_)))),
+        "test_ece": expected_calibration_error(proba, y_idx),
+        "temperature": clf.temperature_,
         "n_params": clf.params_.n_params,
         "curve": [[round(w, 2), round(h["val_accuracy"], 4)] for w, h in zip(wall, clf.history_)],
         **({"label": label} if label else {}),
@@ -186,9 +209,12 @@ def run_tn4ml(Xtr, ytr, Xte, yte, *, bond_dim, epochs, lr=1e-3):
 
 def case_digits(args):
     Xtr, Xte, ytr, yte = digits_split()
+    if args.quick:
+        Xtr, ytr = Xtr[:300], ytr[:300]
     for chi in args.bond_dims or [10, 32]:
-        q = run_qtn(Xtr, ytr, Xte, yte, bond_dim=chi, epochs=args.epochs)
-        emit({"case": "digits", **q, **machine()})
+        for loss in args.losses:
+            q = run_qtn(Xtr, ytr, Xte, yte, bond_dim=chi, epochs=args.epochs, loss=loss)
+            emit({"case": "digits", **q, **machine()})
         if args.no_peer:
             continue
         try:
@@ -210,6 +236,96 @@ def case_digits(args):
                 "epochs_tn4ml": t["epochs"],
             }
         )
+
+
+def run_tn4ml_sweeps(Xtr, ytr, Xte, yte, *, bond_dim, sweeps, lr=1e-2):
+    """tn4ml's DMRG-like "sweeps" strategy (two-site updates, SVD split at each bond)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from tn4ml.embeddings import TrigonometricEmbedding
+    from tn4ml.initializers import randn
+    from tn4ml.metrics import OptaxWrapper
+    from tn4ml.models.model import TrainingType
+    from tn4ml.models.mps import MPS_initialize
+    from tn4ml.util import integer_to_one_hot
+
+    jax.config.update("jax_enable_x64", True)
+
+    def cross_entropy(*a, **k):
+        return OptaxWrapper(optax.softmax_cross_entropy)(*a, **k).mean()
+
+    n_sites = Xtr.shape[1]
+    model = MPS_initialize(
+        L=n_sites, initializer=randn(1e-4), key=jax.random.key(0), shape_method="noteven",
+        compress=False, cyclic=False, phys_dim=2, bond_dim=bond_dim, class_index=n_sites // 2,
+        canonical_center=n_sites // 2, class_dim=10, add_identity=True, boundary="obc",
+        dtype=jnp.float64,
+    )  # fmt: skip
+    model.configure(optimizer=optax.adam, strategy="sweeps", loss=cross_entropy,
+                    train_type=TrainingType.SUPERVISED, learning_rate=lr)  # fmt: skip
+    emb = TrigonometricEmbedding()
+    t0 = time.perf_counter()
+    hist = model.train(Xtr, targets=integer_to_one_hot(ytr, 10), epochs=sweeps, batch_size=64,
+                       embedding=emb, normalize=True, dtype=jnp.float64)  # fmt: skip
+    fit_s = time.perf_counter() - t0
+    acc = float(model.accuracy(Xte, integer_to_one_hot(yte, 10), embedding=emb, batch_size=64,
+                               dtype=jnp.float64))  # fmt: skip
+    secs = list(hist.get("epoch_time", [fit_s / sweeps] * sweeps))
+    jax.config.update("jax_enable_x64", False)
+    return {**_record("tn4ml", "sweeps", bond_dim, secs, acc, fit_s, float("nan")),
+            "dtype": "float64", "learning_rate": lr}  # fmt: skip
+
+
+def case_digits_sweep(args):
+    Xtr, Xte, ytr, yte = digits_split()
+    sweeps = args.epochs if args.epochs != 30 else 4  # --epochs: sweeps (default 4)
+    if args.quick:
+        Xtr, ytr, sweeps = Xtr[:300], ytr[:300], 2
+    for chi in args.bond_dims or [10, 32]:
+        q = run_qtn(Xtr, ytr, Xte, yte, bond_dim=chi, epochs=sweeps, method="sweep", loss="mse",
+                    local_steps=args.local_steps, l2=args.l2)  # fmt: skip
+        emit({"case": "digits-sweep", **q, **machine()})
+        if args.no_peer:
+            continue
+        try:
+            t = run_tn4ml_sweeps(Xtr, ytr, Xte, yte, bond_dim=chi, sweeps=sweeps)
+        except ImportError as exc:
+            emit({"case": "digits-sweep", "library": "tn4ml", "skipped": f"not installed: {exc}"})
+            continue
+        emit({"case": "digits-sweep", **t})
+        emit({"case": "digits-sweep", "ratio": "tn4ml/qtn", "bond_dim": chi,
+              "sweep_time_ratio": t["median_epoch_s"] / q["median_epoch_s"],
+              "first_sweep_time_ratio": t["first_epoch_s"] / q["first_epoch_s"],
+              "accuracy_qtn_minus_tn4ml": q["test_accuracy"] - t["test_accuracy"],
+              "accuracy_ratio_qtn_over_tn4ml": q["test_accuracy"] / max(t["test_accuracy"], 1e-9),
+              "sweeps": sweeps})  # fmt: skip
+
+
+def case_mnist_sweep(args):
+    """The sweep table: test accuracy against wall time per bond dimension (method="sweep")."""
+    X, y, Xt, yt = mnist(args, 14)
+    sweeps = args.epochs if args.epochs != 30 else 4
+    if args.quick:
+        X, y, Xt, yt, sweeps = X[:500], y[:500], Xt[:500], yt[:500], 1
+    for chi in args.bond_dims or [20, 40, 80, 120]:
+        rec = run_qtn(
+            X,
+            y,
+            Xt,
+            yt,
+            bond_dim=chi,
+            epochs=sweeps,
+            method="sweep",
+            loss="mse",
+            local_steps=args.local_steps,
+            l2=args.l2,
+            max_seconds=args.time_budget,
+        )
+        emit({"case": "mnist14-sweep", **rec, "n_train": len(X), "local_steps": args.local_steps,
+              "l2": args.l2, "augment": {"shifts": args.augment,
+                                         "diagonal": args.augment_diagonal},
+              "best_accuracy": max(a for _, a in rec["curve"]), **machine()})  # fmt: skip
 
 
 def mnist(args, size):
@@ -271,14 +387,26 @@ def case_mnist(args, size):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--case", choices=["digits", "mnist14", "mnist28", "all"], default="digits")
+    p.add_argument(
+        "--case",
+        default="digits",
+        choices=["digits", "digits-sweep", "mnist14", "mnist14-sweep", "mnist28", "all"],
+    )
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs")
+    p.add_argument(
+        "--losses",
+        nargs="*",
+        default=["cross_entropy", "nll", "mse"],
+        help="digits: qtn losses to run (each reports log loss and ECE)",
+    )
+    p.add_argument("--l2", type=float, default=1e-4, help="sweeps: ridge on each bond tensor")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--peer-epochs", type=int, default=None, help="tn4ml epochs (default: --epochs)")
     p.add_argument("--bond-dims", type=int, nargs="*", default=None)
     p.add_argument("--methods", nargs="*", default=["gradient", "sweep"])
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--sweep-lr", type=float, default=1e-4)
-    p.add_argument("--local-steps", type=int, default=10)
+    p.add_argument("--local-steps", type=int, default=10, help="sweeps: CG iterations per bond")
     p.add_argument("--time-budget", type=float, default=None, help="seconds per MNIST run")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--no-peer", action="store_true")
@@ -287,8 +415,14 @@ def main(argv=None):
     p.add_argument("--augment", type=int, default=0, help="MNIST: shift_augment by this many px")
     p.add_argument("--augment-diagonal", action="store_true", help="with --augment: diagonals too")
     args = p.parse_args(argv)
+    if args.quick:
+        args.epochs = min(args.epochs, 2)
     if args.case in ("digits", "all"):
         case_digits(args)
+    if args.case in ("digits-sweep", "all"):
+        case_digits_sweep(args)
+    if args.case in ("mnist14-sweep", "all"):
+        case_mnist_sweep(args)
     if args.case in ("mnist14", "all"):
         case_mnist(args, 14)
     if args.case in ("mnist28", "all"):

@@ -23,10 +23,30 @@ every gate (1q p=0.01 after RY, 2q p=0.02 after SU(4)): qtn's density-matrix
 (doubled) network against Aer's ``density_matrix`` method running qtn's own
 export, with the noise as Kraus instructions, complex128 on both sides.
 
+Case ``sample``: exact samples (``Simulator.sample``), shots per second,
+first call (everything: planning, building, sampling) and warm call (a new
+seed) separately:
+
+- (a) ``stair16``: the 16-qubit staircase above, one input, 8,192 shots; peers
+  quimb (``Circuit.sample``, its default chain rule in groups of 10 qubits, on
+  ``--quimb-shots`` shots, extrapolated) and Aer's ``statevector`` method
+  (qtn's export with ``measure_all``, transpiled once);
+- (b) ``mps30``/``mps50``: "MPS-shaped" circuits of depth 10 on 30 and 50 qubits:
+  10 layers of RY(random) on every qubit followed by CZ on alternating
+  neighbour pairs (brickwork), so every bond of the output MPS is at most 2**5;
+  1,000 shots; peers quimb and Aer's ``matrix_product_state`` method;
+- (c) ``ghz30``: H then a CX chain on 30 qubits, 1,000 shots; peers quimb and
+  Aer's ``matrix_product_state`` method (a 30-qubit statevector needs 16 GiB).
+
+``max_marginal_diff`` is the largest difference between qtn's and the peer's
+single-qubit frequencies (sampling noise is about 1/sqrt(shots)).
+
 Prints one JSON line per library and one ``ratio`` line per case;
 ``max_abs_diff`` is the largest disagreement with qtn on the samples each peer ran.
 
     python benchmarks/bench_simulation.py --qubits 16 --inputs 10000
+    python benchmarks/bench_simulation.py --cases sample
+    python benchmarks/bench_simulation.py --quick          # tiny sizes, a smoke test
 """
 
 from __future__ import annotations
@@ -146,11 +166,22 @@ def main(argv=None):
         "--readout", type=int, nargs="+", default=[0, -1],
         help="measured qubit(s); -1 = the last, whose light cone is the whole circuit",
     )  # fmt: skip
+    p.add_argument("--cases", nargs="+", default=["noisy", "noiseless", "sample"],
+                   choices=["noisy", "noiseless", "sample"])  # fmt: skip
+    p.add_argument("--quimb-shots", type=int, default=64)
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     args = p.parse_args(argv)
     from qtn.circuit import staircase
 
-    if not args.skip_noisy:
+    if args.quick:
+        args.qubits, args.inputs, args.aer_inputs, args.quimb_inputs = 6, 200, 20, 2
+        args.noisy_qubits, args.noisy_inputs, args.quimb_shots = 4, 10, 4
+    if "noisy" in args.cases and not args.skip_noisy:
         noisy_case(args)
+    if "sample" in args.cases:
+        sample_cases(args)
+    if "noiseless" not in args.cases:
+        return 0
 
     c = staircase(args.qubits, args.sweeps)
     rng = np.random.default_rng(0)
@@ -210,6 +241,123 @@ def noisy_case(args):
             "noise": "depolarizing 1q p=0.01 after ry, 2q p=0.02 after su4"}  # fmt: skip
     for qubit in args.readout:
         compare(args, case, c, theta, X, "complex128", nm, qubit % n, args.noisy_inputs, 0)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def mps_shaped(n: int, depth: int, seed: int = 0):
+    """Depth-``depth`` brickwork: RY(random) on every qubit, CZ on alternating pairs."""
+    from qtn.circuit import Circuit
+
+    rng = np.random.default_rng(seed)
+    c = Circuit(n)
+    for d in range(depth):
+        for q in range(n):
+            c.ry(float(rng.uniform(0, 2 * np.pi)), q)
+        for q in range(d % 2, n - 1, 2):
+            c.cz(q, q + 1)
+    return c
+
+
+def ghz(n: int):
+    from qtn.circuit import Circuit
+
+    c = Circuit(n).h(0)
+    for q in range(n - 1):
+        c.cx(q, q + 1)
+    return c
+
+
+def sample_qtn(c, shots, params=None, data=None):
+    import jax
+
+    from qtn.simulation import simulate
+
+    sim = simulate(c)
+    t0 = time.perf_counter()
+    bits = sim.sample(shots, params=params, data=data, seed=0)
+    first = time.perf_counter() - t0
+    times = []
+    for seed in (1, 2, 3):
+        t0 = time.perf_counter()
+        sim.sample(shots, params=params, data=data, seed=seed)
+        times.append(time.perf_counter() - t0)
+    warm = float(np.median(times))
+    return bits.mean(0), {"library": "qtn", "shots": shots, "first_call_s": first,
+                          "warm_s": warm, "shots_per_s": shots / warm,
+                          "device": str(jax.devices()[0])}  # fmt: skip
+
+
+def sample_aer(c, shots, method, params=None, data=None):
+    from qiskit import transpile
+    from qiskit_aer import AerSimulator
+
+    from qtn.export import to_qiskit
+
+    qc = to_qiskit(c, params=params, data=data)
+    qc.measure_all()
+    backend = AerSimulator(method=method)
+    t0 = time.perf_counter()
+    tqc = transpile(qc, backend, optimization_level=0)
+    transpile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    counts = backend.run(tqc, shots=shots, seed_simulator=0).result().get_counts()
+    run_s = time.perf_counter() - t0
+    n = c.n_qubits
+    freq = np.zeros(n)
+    for key, k in counts.items():  # Qiskit keys: qubit 0 rightmost (labels kept by the export)
+        bits = key.replace(" ", "")[::-1][:n]
+        freq += k * np.array([b == "1" for b in bits])
+    return freq / shots, {"library": "qiskit-aer", "method": method, "shots": shots,
+                          "transpile_s": transpile_s, "run_s": run_s,
+                          "shots_per_s": shots / run_s}  # fmt: skip
+
+
+def sample_quimb(c, shots, params=None, data=None):
+    import quimb.tensor as qtensor
+
+    circ = qtensor.Circuit(c.n_qubits)
+    for op in c.ops:
+        circ.apply_gate_raw(op.numeric_matrix(params, data), op.qubits)
+    t0 = time.perf_counter()
+    bits = np.array([[b == "1" for b in s] for s in circ.sample(shots, seed=0)], dtype=float)
+    run_s = time.perf_counter() - t0
+    return bits.mean(0), {"library": "quimb", "method": "Circuit.sample (group_size 10)",
+                          "shots": shots, "run_s": run_s, "shots_per_s": shots / run_s}  # fmt: skip
+
+
+def sample_cases(args):
+    """qtn's exact sampler against quimb and Aer; throughput ratios in one run."""
+    from qtn.circuit import staircase
+
+    rng = np.random.default_rng(0)
+    n16 = args.qubits
+    stair = staircase(n16, args.sweeps)
+    theta, x = rng.normal(size=stair.n_params), rng.random(n16)
+    big = (8, 10) if args.quick else (30, 50)
+    cases = [
+        (f"stair{n16}", stair, 512 if args.quick else 8192, theta, x, "statevector"),
+        *[(f"mps{n}", mps_shaped(n, 4 if args.quick else 10), 200 if args.quick else 1000,
+           None, None, "matrix_product_state") for n in big],
+        (f"ghz{big[0]}", ghz(big[0]), 200 if args.quick else 1000, None, None,
+         "matrix_product_state"),
+    ]  # fmt: skip
+    for name, c, shots, prm, dat, method in cases:
+        case = {"case": "sample", "circuit": name, "qubits": c.n_qubits, "shots": shots}
+        f_qtn, rec = sample_qtn(c, shots, prm, dat)
+        emit({**case, **rec})
+        if args.only_qtn:
+            continue
+        ratio = {"ratio": "shots/s qtn/peer"}
+        peers = (("aer", sample_aer, (c, shots, method, prm, dat)),
+                 ("quimb", sample_quimb, (c, min(shots, args.quimb_shots), prm, dat)))  # fmt: skip
+        for peer, run, run_args in peers:
+            f_peer, rec_peer = run(*run_args)
+            rec_peer["max_marginal_diff"] = float(np.max(np.abs(f_peer - f_qtn)))
+            emit({**case, **rec_peer})
+            ratio[f"vs_{peer}"] = rec["shots_per_s"] / rec_peer["shots_per_s"]
+        emit({**case, **ratio})
 
 
 if __name__ == "__main__":

@@ -7,14 +7,15 @@ The pipeline, one subpackage per stage::
 and the layers, each importing only those below it (checked by ``make test``)::
 
     cli
-    estimators                      scikit-learn facades (MPSClassifier)
+    estimators                      scikit-learn facades (MPSClassifier, TTNClassifier, BornMachine)
     compilation, execution          (compilation: next); Qiskit backends
     simulation                      circuits as cotengra-planned tensor networks
     noise, data, training, export   noise models; datasets; fit loop; Qiskit bridge
     circuit, features, models, metrics
 
-Today data, features, the MPS core and classifier, the circuit IR, simulation
-with noise, Qiskit export and execution exist; compilation is next. See the README.
+Today data, features, the MPS core and classifier, tree tensor networks, Born
+machines with exact sampling, the circuit IR, simulation with noise, Qiskit
+export and execution exist; compilation is next. See the README.
 
 Public names are resolved lazily on first use, so ``import qtn`` does no work
 and does not import JAX, quimb or Qiskit.
@@ -51,9 +52,12 @@ _LAZY = {
     # models and estimators
     "MPSClassifier": "qtn.estimators",
     "CircuitClassifier": "qtn.estimators",
+    "TTNClassifier": "qtn.estimators",
+    "BornMachine": "qtn.estimators",
     "MPS": "qtn.models",
+    "TTN": "qtn.models",
     "random_mps": "qtn.models",
-    "to_quimb": "qtn.models",
+    "to_quimb": "qtn.interop",
     "from_quimb": "qtn.models",
     # circuits
     "Circuit": "qtn.circuit",
@@ -138,7 +142,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         NonFiniteError,
         QtnError,
     )
-    from qtn.estimators import CircuitClassifier, MPSClassifier
+    from qtn.estimators import BornMachine, CircuitClassifier, MPSClassifier, TTNClassifier
     from qtn.execution import finetune, run
     from qtn.export import from_qiskit
     from qtn.features import (
@@ -148,6 +152,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         list_feature_maps,
         register_feature_map,
     )
-    from qtn.models import MPS, from_quimb, random_mps, to_quimb
+    from qtn.interop import to_quimb
+    from qtn.models import MPS, TTN, from_quimb, random_mps
     from qtn.noise import NoiseModel
     from qtn.simulation import simulate

@@ -19,15 +19,19 @@ __all__ = ["main", "build_parser", "demo"]
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from qtn.data import default_cache_dir, find_dataset
+    from qtn.data import default_cache_dir, locate_dataset
 
     print("qtn datasets")
     print("  digits          available  (8x8, 1797 samples, bundled with scikit-learn)")
     print("  bars_and_stripes available (generated exactly for any rows x cols)")
     for name in ("mnist", "fashion-mnist"):
-        where = find_dataset(name, args.data_dir)
-        status = f"found in {where}" if where else "not found (load with download=True)"
-        print(f"  {name:<15} {status}")
+        loc = locate_dataset(name, args.data_dir)
+        status = f"found in {loc.found}" if loc.found else "not found (load with download=True)"
+        print(f"  {name:<15} {status}  (identified by MD5)")
+        for d, other in loc.others:
+            print(f"  {'':<15} {d} holds {other} files, not {name}")
+        for f, _ in loc.corrupted:
+            print(f"  {'':<15} {f} matches no known checksum (corrupted?)")
     print(
         "search order: --data-dir / data_dir=, "
         f"QTN_DATA_DIR={os.environ.get('QTN_DATA_DIR', '')!r}, "

@@ -79,6 +79,23 @@ def test_reused_circuit_on_aer_matches_the_born_distribution():
     assert tvd < 4 * np.sqrt(p.size / shots)  # a loose multinomial bound
 
 
+def test_born_machine_to_circuit_samples_its_distribution():
+    """born.to_circuit: exact KL ~ 0 against enumeration, the reused circuit's clbit
+    distribution equals the model's p(x) (density-matrix simulator), NLLs agree."""
+    from itertools import product
+
+    X = np.array([b for b in product((0, 1), repeat=6) if sum(b) in (2, 3)])
+    born = qtn.BornMachine(bond_dim=2, max_epochs=2, random_state=0).fit(X)
+    circuit, report = born.to_circuit("exact", reuse=True, X=X)
+    assert circuit.n_qubits == 2 and report.n_qubits == 2
+    assert report.metrics["kl"] < 1e-9
+    assert abs(report.metrics["nll"] - report.metrics["model_nll"]) < 1e-4  # float32 model
+    sim = simulate(circuit, dtype="complex128", optimizer="greedy")
+    p_model = np.exp(born.log_prob(np.array(list(product((0, 1), repeat=6)))))
+    np.testing.assert_allclose(sim.clbit_probs(params=report.params), p_model, atol=1e-5)
+    assert qtn.to_qiskit(born).num_clbits == 6
+
+
 def test_layers_fidelity_is_exact_and_does_not_decrease():
     for seed in range(3):
         psi = random_mps(seed, 8, 4 if seed < 2 else 8)

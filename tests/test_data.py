@@ -292,3 +292,86 @@ def test_download_corrupt_leaves_nothing(mnist_dir, tmp_path, http_server):
 def test_fashion_mnist_missing(tmp_path):
     with pytest.raises(qtn.DataNotFoundError, match="fashion-mnist"):
         qtn.load_fashion_mnist(tmp_path)
+
+
+# ---------------------------------------------------------------- datasets identified by MD5
+
+
+def _fake_idx_gz(path: Path, arr: np.ndarray) -> None:
+    import struct
+
+    header = struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + arr.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def mnist_links(mnist_dir, tmp_path):
+    """A folder of MNIST's four files (symlinks, so nothing is copied)."""
+    d = tmp_path / "mnist_files"
+    d.mkdir()
+    for fn in MNIST_MD5:
+        (d / fn).symlink_to(mnist_dir / fn)
+    return d
+
+
+def test_mnist_files_are_not_fashion_mnist(mnist_links, monkeypatch, capsys):
+    """QTN_DATA_DIR at MNIST's files: Fashion-MNIST is not found there, and the message
+    says whose files they are instead of calling valid MNIST files corrupted."""
+    from qtn.cli import main
+    from qtn.data import identify_file, locate_dataset
+
+    monkeypatch.setenv("QTN_DATA_DIR", str(mnist_links))
+    assert identify_file(mnist_links / "train-images-idx3-ubyte.gz") == ("mnist", "train_images")
+    assert find_dataset("mnist") == mnist_links
+    assert find_dataset("fashion-mnist") is None
+    loc = locate_dataset("fashion-mnist")
+    assert loc.others == ((mnist_links, "mnist"),) and loc.corrupted == ()
+    with pytest.raises(qtn.DataNotFoundError) as err:
+        qtn.load_fashion_mnist()
+    msg = str(err.value)
+    assert f"{mnist_links} holds mnist files (identified by MD5), not fashion-mnist" in msg
+    assert "corrupt" not in msg and "delete" not in msg
+    main(["datasets"])
+    out = capsys.readouterr().out
+    assert "fashion-mnist   not found" in out and "holds mnist files, not fashion-mnist" in out
+    assert f"mnist           found in {mnist_links}" in out
+
+
+def test_download_beside_another_datasets_files(mnist_links, tmp_path, monkeypatch, http_server):
+    """download=True into a folder of MNIST files puts Fashion-MNIST in fashion-mnist/ below
+    it; the MNIST files are left alone."""
+    from qtn.data import datasets
+
+    served = tmp_path / "served"
+    served.mkdir()
+    rng = np.random.default_rng(0)
+    files = {}
+    for key, (fn, _, shape) in datasets.IDX_DATASETS["fashion-mnist"].files.items():
+        small = (20, 28, 28) if len(shape) == 3 else (20,)
+        _fake_idx_gz(served / fn, rng.integers(0, 10 if len(shape) == 1 else 256, small))
+        files[key] = (fn, md5sum(served / fn), small)
+    fake = datasets.IdxDataset("fashion-mnist", ("fashion-mnist",), files, ())
+    monkeypatch.setitem(datasets.IDX_DATASETS, "fashion-mnist", fake)
+    monkeypatch.setattr(datasets, "_FASHION", fake)
+    before = {fn: md5sum(mnist_links / fn) for fn in MNIST_MD5}
+    (X, y), _ = qtn.load_fashion_mnist(mnist_links, download=True, mirrors=[http_server(served)],
+                                       progress=False)  # fmt: skip
+    assert X.shape == (20, 28, 28) and len(y) == 20
+    assert find_dataset("fashion-mnist", mnist_links) == mnist_links / "fashion-mnist"
+    assert {fn: md5sum(mnist_links / fn) for fn in MNIST_MD5} == before
+
+
+def test_corrupted_file_still_reported_as_corrupted(mnist_dir, tmp_path):
+    """A file matching no known checksum is corrupted: the loader says so (and only then
+    advises deleting it)."""
+    from qtn.data import locate_dataset
+
+    bad = tmp_path / "bad"
+    _copy_small_files(mnist_dir, bad)
+    path = bad / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-10])
+    loc = locate_dataset("mnist", bad)
+    assert loc.found is None and [p for p, _ in loc.corrupted] == [path]
+    with pytest.raises(qtn.DataIntegrityError, match="which is no file of mnist, fashion-mnist"):
+        load_mnist(bad)

@@ -20,20 +20,35 @@ from qtn.models import dense_amplitudes
 
 matplotlib.use("Agg")
 
-# Every scikit-learn check passes; none is expected to fail. scaling="minmax" lets
-# the checks' arbitrary real-valued data reach the [0, 1] feature map.
-EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+# Every scikit-learn check passes with the default scaling="auto" (arbitrary real data
+# is min-max scaled at fit, clipped at predict), except one, expected to fail:
+EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "minibatch training (as SGDClassifier): a sample of weight 2 is not the same as the "
+        "sample twice, which can land in two minibatches; the calibration hold-out is drawn "
+        "from different rows too"
+    ),
+    "check_methods_subset_invariance": (
+        "float32 inference compiles one program per padded batch size, and XLA may round the "
+        "last bit differently between them; a fitted temperature T < 1 multiplies the "
+        "log-probabilities by 1/T, so the difference (~1e-6) can exceed the check's 1e-7 "
+        "(it passes for many fits)"
+    ),
+}
 
 
 @parametrize_with_checks(
-    [
-        MPSClassifier(
-            bond_dim=4, max_epochs=20, learning_rate=1e-2, scaling="minmax", random_state=0
-        )
-    ],
+    [MPSClassifier(bond_dim=4, max_epochs=20, learning_rate=1e-2, random_state=0)],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.slow
+@parametrize_with_checks([MPSClassifier()], expected_failed_checks=lambda e: EXPECTED_FAILED_CHECKS)
+def test_sklearn_estimator_checks_default_parameters(estimator, check):
+    """The same checks at the default parameters (about 4 minutes on 2 cores)."""
     check(estimator)
 
 
@@ -73,8 +88,11 @@ def test_predict_proba_and_amplitudes_consistent(fitted, digits_split):
         np.testing.assert_allclose(np.exp(logn[b]) * fhat[b] / scale, ref / scale, atol=1e-5)
     born = MPSClassifier(**{**fitted.get_params(), "output": "born"})
     born.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
+    from qtn.estimators.calibration import apply_temperature
+
+    rule = fhat**2 / (fhat**2).sum(1, keepdims=True)  # then the fitted temperature
     np.testing.assert_allclose(
-        born.predict_proba(Xte[:5]), fhat**2 / (fhat**2).sum(1, keepdims=True), atol=1e-6
+        born.predict_proba(Xte[:5]), apply_temperature(rule, born.temperature_), atol=1e-6
     )
 
 
@@ -344,10 +362,6 @@ def test_bad_input_errors(fitted, digits_split):
         MPSClassifier(method="dmrg", verbose=0).fit(Xtr, ytr)
     with pytest.raises(ValueError, match="unknown loss 'hinge'.*cross_entropy"):
         MPSClassifier(loss="hinge", verbose=0).fit(Xtr, ytr)
-    with pytest.raises(ValueError, match=r"X has values in \[0, 16\].*scaling|clip"):
-        MPSClassifier(verbose=0).fit(Xtr * 16, ytr)
-    with pytest.raises(ValueError, match="outside the range"):
-        fitted.predict(Xte * 2 + 0.5)
     with pytest.raises(ValueError, match="unknown lr_schedule 'step'"):
         MPSClassifier(lr_schedule="step", verbose=0).fit(Xtr, ytr)
     with pytest.raises(ValueError, match="clip_norm must be a positive number or None"):
@@ -372,3 +386,259 @@ def test_float64_training(digits_split):
     for b in range(3):
         ref = dense_amplitudes(clf.params_.network, phi[b])
         np.testing.assert_allclose(np.exp(logn[b]) * fhat[b], ref, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ calibration
+
+
+def test_default_probabilities_are_calibrated(digits_split):
+    """Default settings on the digits test split: log loss <= 0.10, ECE <= 0.02."""
+    from sklearn.metrics import log_loss
+
+    from qtn.metrics import expected_calibration_error
+
+    Xtr, Xte, ytr, yte = digits_split
+    clf = MPSClassifier(random_state=0).fit(Xtr, ytr)
+    proba = clf.predict_proba(Xte)
+    assert clf.score(Xte, yte) >= 0.97
+    assert log_loss(yte, proba) <= 0.10, log_loss(yte, proba)
+    assert expected_calibration_error(proba, yte) <= 0.02
+    assert clf.fit_info_["n_held_out"] == 270 and clf.fit_info_["n_train"] == 1077
+    assert 0 < clf.temperature_ < 1  # the learned softmax temperature stayed too small
+    # the temperature changes probabilities, never predictions
+    raw = clf._raw_proba(Xte)
+    np.testing.assert_array_equal(proba.argmax(1), raw.argmax(1))
+
+
+def test_fit_temperature_against_a_grid():
+    from qtn.estimators.calibration import T_BOUNDS, apply_temperature, fit_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(300, 4)) * 3
+    y = np.array([rng.choice(4, p=np.exp(z / 2) / np.exp(z / 2).sum()) for z in logits])
+    proba = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    t = fit_temperature(proba, y)
+
+    def nll(temp):
+        q = apply_temperature(proba, temp)
+        return -np.mean(np.log(q[np.arange(len(y)), y]))
+
+    grid = np.exp(np.linspace(np.log(0.2), np.log(20), 4001))
+    best = grid[np.argmin([nll(g) for g in grid])]
+    assert t == pytest.approx(best, rel=2e-3)
+    assert t == pytest.approx(2.0, rel=0.3)  # the labels were drawn at temperature 2
+    # weights: weight 2 equals the sample twice
+    w = np.ones(len(y))
+    w[:50] = 2
+    dup = fit_temperature(np.concatenate([proba, proba[:50]]), np.concatenate([y, y[:50]]))
+    assert fit_temperature(proba, y, w) == pytest.approx(dup, rel=1e-5)
+    np.testing.assert_allclose(apply_temperature(proba, 1.0), proba, atol=1e-12)
+    assert T_BOUNDS[0] <= fit_temperature(np.eye(3)[[0, 1, 2]] * 0.5 + 0.1, [0, 1, 2]) <= 1
+    with pytest.raises(ValueError, match="proba must be"):
+        fit_temperature(proba, y[:10])
+
+
+def test_calibration_off_and_too_few_samples(digits_split):
+    Xtr, _, ytr, _ = digits_split
+    off = MPSClassifier(bond_dim=2, max_epochs=1, calibration=None, random_state=0).fit(Xtr, ytr)
+    assert off.temperature_ == 1.0 and off.fit_info_["n_train"] == len(Xtr)
+    tiny = MPSClassifier(bond_dim=2, max_epochs=1, random_state=0).fit(Xtr[:12], ytr[:12])
+    assert tiny.temperature_ == 1.0 and tiny.fit_info_["calibration"].startswith("skipped")
+    with pytest.raises(ValueError, match="unknown calibration 'platt'"):
+        MPSClassifier(calibration="platt").fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="calibration_fraction must be in"):
+        MPSClassifier(calibration_fraction=1.5).fit(Xtr, ytr)
+
+
+# ------------------------------------------------------------------ pipelines and ranges
+
+
+def test_grid_search_with_scaler_gives_finite_scores():
+    """A validation fold scaled by the training fold's scaler leaves [0, 1]: clipped."""
+    from sklearn.pipeline import Pipeline
+
+    X, y = load_digits(flatten=True)
+    X, y = X[np.isin(y, [3, 5])], y[np.isin(y, [3, 5])]
+    m = MPSClassifier(max_epochs=10, learning_rate=1e-2, random_state=0)
+    pipe = Pipeline([("s", MinMaxScaler()), ("m", m)])
+    grid = GridSearchCV(pipe, {"m__bond_dim": [4]}, cv=2).fit(X * 16, y)
+    scores = grid.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores)) and scores.max() > 0.8
+
+
+def test_out_of_range_features_clipped_at_predict(fitted, digits_split):
+    _, Xte, _, _ = digits_split
+    wild = Xte[:20] * 3 - 1  # values in [-1, 2]
+    np.testing.assert_array_equal(
+        fitted.predict_proba(wild), fitted.predict_proba(np.clip(wild, 0, 1))
+    )
+
+
+def test_range_policy_at_fit(digits_split):
+    Xtr, _, ytr, _ = digits_split
+    kw = dict(bond_dim=2, max_epochs=1, random_state=0)
+    inside = MPSClassifier(**kw).fit(Xtr, ytr)
+    assert inside.scaler_ is None  # data in [0, 1] are used as they are
+    auto = MPSClassifier(**kw).fit(Xtr * 16 - 3, ytr)
+    assert auto.scaler_ is not None
+    np.testing.assert_array_equal(auto.predict(Xtr[:50] * 16 - 3), inside.predict(Xtr[:50]))
+    with pytest.raises(ValueError, match=r"X has values in \[-3, 13\]") as err:
+        MPSClassifier(scaling=None, **kw).fit(Xtr * 16 - 3, ytr)
+    msg = str(err.value)
+    assert "scaling='auto'" in msg and "scaling='minmax'" in msg and "clip=True)" in msg
+    assert "pass clip=True" not in msg  # an option MPSClassifier does not have
+    with pytest.raises(ValueError, match="unknown scaling 'zscore'; valid values"):
+        MPSClassifier(scaling="zscore").fit(Xtr, ytr)
+
+
+# ------------------------------------------------------------------ training options
+
+
+def test_sample_weight(digits_split):
+    Xtr, Xte, ytr, _ = digits_split
+    kw = dict(bond_dim=4, max_epochs=2, random_state=0)
+    one = dict(bond_dim=2, max_epochs=1, random_state=0)
+    a = MPSClassifier(**one).fit(Xtr, ytr).predict_proba(Xte[:20])
+    b = MPSClassifier(**one).fit(Xtr, ytr, sample_weight=np.ones(len(ytr))).predict_proba(Xte[:20])
+    np.testing.assert_array_equal(a, b)
+    w = np.where(ytr == 3, 20.0, 1.0)  # class 3 weighted up: predicted more often
+    base = MPSClassifier(calibration=None, **kw).fit(Xtr, ytr)
+    heavy = MPSClassifier(calibration=None, **kw).fit(Xtr, ytr, sample_weight=w)
+    assert np.sum(heavy.predict(Xte) == 3) > np.sum(base.predict(Xte) == 3)
+    clf = MPSClassifier(method="sweep", loss="mse", local_steps=2, calibration=None, **one)
+    clf.fit(Xtr, ytr, sample_weight=w)
+    assert np.isfinite(clf.history_[-1]["loss"])
+
+
+def test_sample_weight_bad_input(digits_split):
+    Xtr, _, ytr, _ = digits_split
+    clf = MPSClassifier(bond_dim=2, max_epochs=1)
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        clf.fit(Xtr, ytr, sample_weight=-np.ones(len(ytr)))
+    with pytest.raises(ValueError, match="sample_weight.shape == \\(10,\\), expected"):
+        clf.fit(Xtr, ytr, sample_weight=np.ones(10))
+    with pytest.raises(ValueError, match="sample_weight leaves 1 class with positive weight"):
+        clf.fit(Xtr, ytr, sample_weight=(ytr == 0).astype(float))
+
+
+def test_warm_start_continues(digits_split):
+    Xtr, _, ytr, _ = digits_split
+    clf = MPSClassifier(bond_dim=4, max_epochs=3, warm_start=True, calibration=None, random_state=0)
+    clf.fit(Xtr, ytr)
+    first = [h["loss"] for h in clf.history_]
+    clf.fit(Xtr, ytr)
+    assert clf.n_iter_ == 6 and clf.fit_info_["warm_start"]
+    # the second fit starts where the first ended, far below a fresh start
+    assert clf.history_[3]["loss"] < first[0] and clf.history_[3]["loss"] < 1.2 * first[-1]
+    clf.set_params(bond_dim=6)  # a larger bond dimension pads the bonds
+    clf.fit(Xtr, ytr)
+    assert clf.params_.network.bond_dim == 6 and clf.n_iter_ == 9
+    with pytest.raises(ValueError, match="warm_start=True: y has classes"):
+        clf.fit(Xtr[ytr < 5], ytr[ytr < 5])
+    with pytest.raises(ValueError, match="X has 10 features, but MPSClassifier is expecting 64"):
+        clf.fit(Xtr[:, :10], ytr)
+    clf.set_params(bond_dim=2)
+    with pytest.raises(ValueError, match="bond_dim=2 is below the fitted model's 6"):
+        clf.fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="warm_start must be a bool"):
+        MPSClassifier(warm_start="yes").fit(Xtr, ytr)
+
+
+def test_partial_fit_streams_batches(digits_split):
+    Xtr, Xte, ytr, yte = digits_split
+    clf = MPSClassifier(bond_dim=8, learning_rate=3e-3, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(Xtr[:100], ytr[:100])
+    classes = np.unique(ytr)
+    for _ in range(4):
+        for s in range(0, len(Xtr), 450):
+            clf.partial_fit(Xtr[s : s + 450], ytr[s : s + 450], classes=classes)
+    assert clf.n_iter_ == 12 and clf.fit_info_["partial_fit_calls"] == 12
+    assert clf.score(Xte, yte) > 0.85
+    assert clf.temperature_ != 1.0  # refitted on each new batch before training on it
+    with pytest.raises(ValueError, match="y has labels \\[42\\] not among the classes"):
+        clf.partial_fit(Xtr[:5], np.array([1, 2, 42, 1, 2]))
+    with pytest.raises(ValueError, match="differs from the classes of the first call"):
+        clf.partial_fit(Xtr[:5], ytr[:5], classes=[0, 1])
+    with pytest.raises(ValueError, match="X has 10 features"):
+        clf.partial_fit(Xtr[:5, :10], ytr[:5])
+
+
+@pytest.mark.parametrize("method", ["gradient", "sweep"])
+def test_fit_info_and_history_for_both_methods(digits_split, method):
+    Xtr, _, ytr, _ = digits_split
+    loss = "mse" if method == "sweep" else "cross_entropy"
+    clf = MPSClassifier(bond_dim=4, method=method, loss=loss, max_epochs=2, random_state=0)
+    clf.fit(Xtr, ytr)
+    info = clf.fit_info_
+    for key in ("method", "loss", "n_train", "n_held_out", "learning_rate", "epochs", "seconds",
+                "calibration", "bond_ranks"):  # fmt: skip
+        assert key in info, key
+    assert info["method"] == method and info["epochs"] == 2 == len(clf.history_)
+    assert len(info["bond_ranks"]) == 63 and max(info["bond_ranks"]) <= 4
+    assert all({"loss", "accuracy", "seconds"} <= set(h) for h in clf.history_)
+    if method == "sweep":
+        assert info["local_solver"] == "conjugate_gradient" and "max_discarded_weight" in info
+
+
+def test_save_load_keeps_temperature_and_auto_scaler(digits_split, tmp_path):
+    Xtr, Xte, ytr, _ = digits_split
+    clf = MPSClassifier(bond_dim=4, max_epochs=2, random_state=0).fit(Xtr * 16, ytr)
+    assert clf.scaler_ is not None and clf.temperature_ != 1.0
+    clf.save(tmp_path / "m.npz")
+    back = MPSClassifier.load(tmp_path / "m.npz")
+    assert back.temperature_ == clf.temperature_
+    np.testing.assert_array_equal(back.predict_proba(Xte * 16), clf.predict_proba(Xte * 16))
+
+
+# ------------------------------------------------------------------ quimb
+
+
+def test_from_quimb_round_trip(fitted, digits_split):
+    _, Xte, _, _ = digits_split
+    q = fitted.to_quimb()
+    back = MPSClassifier.from_quimb(
+        q, classes=fitted.classes_, log_temp=float(fitted.params_.log_temp)
+    )
+    f1, l1 = fitted.amplitudes(Xte[:30])
+    f2, l2 = back.amplitudes(Xte[:30])
+    np.testing.assert_allclose(f2, f1, atol=2e-5)
+    np.testing.assert_allclose(l2, l1, atol=1e-3)
+    np.testing.assert_array_equal(back.predict(Xte), fitted.predict(Xte))
+    assert back.n_features_in_ == 64 and back.label_site == fitted.params_.network.center_site
+    assert back.bond_dim == 16 and back.temperature_ == 1.0
+    # the per-class form (labels on the last site) computes the same amplitudes
+    per = MPSClassifier.from_quimb(fitted.to_quimb(per_class=True), classes=fitted.classes_)
+    np.testing.assert_allclose(per.amplitudes(Xte[:5])[0], f1[:5], atol=2e-5)
+    assert per.label_site == 63
+    # string labels, and the bad inputs
+    names = np.array([f"digit {c}" for c in fitted.classes_], dtype=object)
+    named = MPSClassifier.from_quimb(q, classes=names)
+    assert set(named.predict(Xte[:10])) <= set(names)
+    with pytest.raises(ValueError, match="classes must list 10 labels"):
+        MPSClassifier.from_quimb(q, classes=[0, 1])
+    with pytest.raises(ValueError, match="classes must be distinct"):
+        MPSClassifier.from_quimb(q, classes=[0] * 10)
+    with pytest.raises(ValueError, match="has no index named 'label'"):
+        MPSClassifier.from_quimb(qtn.random_mps(0, 5, 2).to_quimb(), classes=[0, 1])
+    with pytest.raises(TypeError, match="quimb MatrixProductState"):
+        MPSClassifier.from_quimb(np.zeros(3), classes=[0, 1])
+
+
+def test_qtn_to_quimb_dispatches_on_type(fitted):
+    c = qtn.Circuit(3).h(0).cx(0, 1).ry(0.3, 2).rzz(0.7, 1, 2).u(0.1, 0.2, 0.3, 0)
+    c.global_phase = 0.4
+    from qtn.simulation.dense import statevector
+
+    np.testing.assert_allclose(qtn.to_quimb(c).to_dense().ravel(), statevector(c), atol=1e-12)
+    sym = qtn.Circuit(2).ry(qtn.Trainable(0), 0).ry(qtn.Feature(0), 1).cx(0, 1)
+    got = qtn.to_quimb(sym, params=[0.5], data=[0.25]).to_dense().ravel()
+    np.testing.assert_allclose(got, statevector(sym.bind([0.5], [0.25])), atol=1e-12)
+    with pytest.raises(ValueError, match="unbound Trainable angles; pass params="):
+        qtn.to_quimb(sym)
+    with pytest.raises(ValueError, match="operation 1 is measure.*pure states"):
+        qtn.to_quimb(qtn.Circuit(1).h(0).measure(0, 0))
+    with pytest.raises(TypeError, match="takes a qtn MPS, a qtn Circuit or a fitted estimator"):
+        qtn.to_quimb(np.zeros(3))
+    assert qtn.to_quimb(qtn.random_mps(0, 5, 3)).max_bond() == 3
+    assert "label" in qtn.to_quimb(fitted)[fitted.params_.network.center_site].inds

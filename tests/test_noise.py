@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cotengra as ctg
+import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -243,7 +244,9 @@ def test_sliced_contraction_is_exact_under_memory_limit():
         np.testing.assert_allclose(sim.expectation(paulis, params=theta), ref, atol=1e-12)
     sliced = sim.plan("expect", sim._paulis(paulis))
     assert sliced.tree.sliced_inds and sliced.peak_bytes <= limit
-    with pytest.raises(ContractionTooLargeError, match=r"needs an estimated .* MiB"):
+    with pytest.raises(
+        ContractionTooLargeError, match=r"needs an estimated .* more than max_memory"
+    ):
         simulate(c, optimizer="greedy", max_memory=1000).expectation(paulis, params=theta[0])
 
 
@@ -297,9 +300,19 @@ def test_batches_are_chunked_to_fit_memory():
     theta, X = rng.normal(size=c.n_params), rng.random((5, 3))
     full = simulate(c, dtype="complex128")
     ref = full.probs([1], params=theta, data=X)
-    peak = full.plan("probs", (1,)).peak_bytes
-    sim = simulate(c, dtype="complex128", max_memory=int(2.5 * peak))  # two samples per chunk
+    plan = full.plan("probs", (1,))
+    flags = (False, True, False, False, False)
+    with jax.enable_x64(True):  # XLA's own count for chunks of 2 and of 5 inputs
+        two, five = (plan.executable(flags, (theta, X[:k], None, None, None)).device_bytes()
+                     for k in (2, 5))  # fmt: skip
+    results = 2 * 5 * plan.program.output_bytes
+    assert five > two
+    sim = simulate(c, dtype="complex128", max_memory=results + two)  # two inputs per chunk
     np.testing.assert_allclose(sim.probs([1], params=theta, data=X), ref, atol=1e-12)
+    with jax.enable_x64(True):
+        inputs = [theta, X, None]
+        _, chunk = sim._executable(sim.plan("probs", (1,)), flags, inputs, None, 5, 5, "probs")
+    assert chunk == 2
 
 
 def test_reverse_light_cone_drops_operations_that_cannot_matter():

@@ -189,7 +189,7 @@ def test_optimizer_choices_give_the_same_numbers():
         np.testing.assert_allclose(sim.expectation("ZIIZ", params=theta, data=x), zz, atol=1e-12)
     with pytest.raises(TypeError, match="HyperOptimizer is single-use"):
         simulate(c, optimizer=ctg.HyperOptimizer())
-    with pytest.raises(TypeError, match="optimizer must be a preset name"):
+    with pytest.raises(TypeError, match="optimizer must be .auto., a cotengra preset name"):
         simulate(c, optimizer=3)
 
 

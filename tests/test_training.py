@@ -65,16 +65,15 @@ def test_gradient_and_sweep_reach_comparable_loss(small_problem):
     assert hs[-1]["accuracy"] == pytest.approx(as_, abs=1e-9)
 
 
-def test_sweep_caches_consistent_environments(small_problem):
+@pytest.mark.parametrize("loss", ["nll", "mse"])
+def test_sweep_caches_consistent_environments(small_problem, loss):
     phi, y = small_problem
     p = _init(4, label_site=5, seed=1)
     p, state = sweep_init(p, phi, y)
     p, state, _ = sweep_epoch(
         p,
         state,
-        phi,
-        y,
-        loss="nll",
+        loss=loss,
         learning_rate=1e-3,
         cutoff=1e-10,
         local_steps=3,
@@ -83,12 +82,62 @@ def test_sweep_caches_consistent_environments(small_problem):
     )
     assert p.network.center_site == 5
     cores = p.network.cores()
-    fresh_l = left_environments(cores, phi, 5)
-    fresh_r = left_environments(reverse_cores(cores), jnp.flip(phi, 1), 16 - 1 - 5)[::-1]
+    fresh_l, logs_l = left_environments(cores, phi, 5, with_log=True)
+    fresh_r, logs_r = left_environments(
+        reverse_cores(cores), jnp.flip(phi, 1), 16 - 1 - 5, with_log=True
+    )
+    fresh_r, logs_r = fresh_r[::-1], logs_r[::-1]
+    n = phi.shape[0]
     for i in range(6):
-        np.testing.assert_allclose(state.envs_left[i], fresh_l[i], atol=1e-5)
+        np.testing.assert_allclose(state.envs_left[i][:n], fresh_l[i], atol=1e-5)
+        np.testing.assert_allclose(state.logs_left[i][:n], logs_l[i], atol=1e-4)
     for i in range(5, 16):
-        np.testing.assert_allclose(state.envs_right[i], fresh_r[i], atol=1e-5)
+        np.testing.assert_allclose(state.envs_right[i][:n], fresh_r[i], atol=1e-5)
+        np.testing.assert_allclose(state.logs_right[i][:n], logs_r[i], atol=1e-4)
+    # environments the sweep passed are released: about N arrays are held, not 2N
+    held = sum(e is not None for e in state.envs_left + state.envs_right)
+    assert held == 16 + 1
+
+
+def test_cg_solves_the_bond_least_squares_problem_exactly(x64):
+    """Enough CG iterations reach the ridge least-squares solution (dense numpy oracle)."""
+    from qtn.training.sweep import solve_quadratic
+
+    rng = np.random.default_rng(0)
+    chi, d, n_lab, n = 2, 2, 3, 40
+    lenv, renv = rng.normal(size=(n, chi)), rng.normal(size=(n, chi))
+    pi, pj = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    y = rng.integers(0, n_lab, n)
+    w = rng.uniform(0.5, 2.0, n)
+    w[:4] = 0.0  # zero weights (as the padding rows) change nothing
+    l2 = 1e-3
+    b0 = rng.normal(size=(chi, d, d, n_lab, chi))
+    dim = chi * d * d * chi
+    b, loss = solve_quadratic(*(jnp.asarray(v) for v in (b0, lenv, renv, pi, pj, y, w)),
+                              steps=3 * dim, l2=l2, chunk=8)  # fmt: skip
+    # oracle: (Phi^T W Phi / W + l2 I) B_l = Phi^T W e_l / W, one system per label
+    feats = np.einsum("na,ns,nu,nb->nasub", lenv, pi, pj, renv).reshape(n, dim)
+    gram = feats.T @ (w[:, None] * feats) / w.sum() + l2 * np.eye(dim)
+    rhs = feats.T @ (w[:, None] * np.eye(n_lab)[y]) / w.sum()
+    sol = np.linalg.solve(gram, rhs)  # (dim, L)
+    got = np.asarray(b).transpose(0, 1, 2, 4, 3).reshape(dim, n_lab)
+    np.testing.assert_allclose(got, sol, rtol=1e-6, atol=1e-8)
+    g = feats @ sol
+    expect = 0.5 * np.sum(w[:, None] * (g - np.eye(n_lab)[y]) ** 2) / w.sum()
+    expect += 0.5 * l2 * np.sum(sol**2)
+    np.testing.assert_allclose(float(loss), expect, rtol=1e-8)
+
+
+def test_quadratic_sweeps_learn(small_problem):
+    """method='sweep' with loss='mse': CG on the whole set per bond trains the classifier."""
+    phi, y = small_problem
+    cfg = FitConfig(method="sweep", loss="mse", max_epochs=2, local_steps=4, l2=1e-4)
+    p, hist, info = fit(classifier_forward, _init(6), phi, y, cfg)
+    _, acc = evaluate(classifier_forward, p, phi, y, "mse")
+    assert acc > 0.97, acc
+    assert hist[-1]["loss"] < 0.5 * hist[0]["loss"] or hist[0]["loss"] < 0.1
+    assert info["local_solver"] == "conjugate_gradient" and info["local_loss"] < 0.1
+    assert len(info["bond_ranks"]) == 15 and max(info["bond_ranks"]) <= 6
 
 
 def test_sweep_bond_dims_adapt_to_data(small_problem):
@@ -124,7 +173,7 @@ def test_early_stopping_keeps_best(small_problem):
 
 
 def test_fit_config_is_validated_at_construction():
-    assert set(list_methods()) == {"gradient", "sweep"}
+    assert set(list_methods()) == {"gradient", "sweep", "born_sweep", "tree_sweep"}
     with pytest.raises(ValueError, match="unknown method 'dmrg'; valid methods"):
         FitConfig(method="dmrg")
     with pytest.raises(ValueError, match="unknown loss 'hinge'; valid losses"):

@@ -221,40 +221,58 @@ def compile_classifier(mps: MPS, classes, *, method: str = "exact", reuse: bool 
     return model
 
 
-def compile_distribution(target: MPS, *, method: str = "exact", reuse: bool = False, X=None,
+def compile_distribution(target, *, method: str = "exact", reuse: bool = False, X=None,
                          **options):  # fmt: skip
     """Compile a Born machine's state; the report adds what its distribution achieves.
 
+    ``target`` is a unit-norm qubit :class:`~qtn.MPS` (sites = qubits) or
+    :class:`~qtn.models.TTN` (leaf positions = qubits, as :func:`qtn.compile` lays
+    out the tree circuit). ``X`` holds binary rows over the same qubits.
+
     ``metrics["kl"]``: KL(p_model || p_circuit) in nats, exact by enumeration for up to 20
     qubits; ``metrics["nll"]`` / ``metrics["model_nll"]``: the mean negative
-    log-likelihood of the binary rows of ``X`` under the circuit and under the model.
+    log-likelihood of the rows of ``X`` under the circuit and under the model.
     The circuit's distribution is that of its exact final state (with ``reuse=True``, the
     measured clbits follow it exactly).
     """
     from qtn.compilation import compile as compile_state
     from qtn.compilation.report import circuit_state
     from qtn.metrics import kl_divergence
-    from qtn.models import to_dense
+    from qtn.models import TTN, to_dense, ttn_dense_amplitudes, ttn_to_dense
 
-    circuit, report = compile_state(target, method=method, **options)
-    state = circuit_state(circuit, report.params)
-    n = state.n_sites
-    if n <= 20:
-        p = np.abs(to_dense(target)) ** 2
-        q = np.abs(to_dense(state)) ** 2
-        report.metrics["kl"] = float(kl_divergence(p / p.sum(), q / q.sum()))
+    is_tree = isinstance(target, TTN)
+    n = target.n_leaves if is_tree else target.n_sites
     if X is not None:
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != n or not np.isin(X, (0, 1)).all():
-            raise ValueError(f"X must be binary rows of length {n}, got shape {X.shape}")
-        report.metrics["nll"] = _mean_nll(state, X)
-        report.metrics["model_nll"] = _mean_nll(target, X)
-    if reuse:
+            raise ValueError(f"X must be binary rows of length {n} (one bit per qubit), got "
+                             f"shape {X.shape}")  # fmt: skip
+    unitary, report = compile_state(target, method=method, **options)
+    circuit = unitary
+    if reuse and method == "exact":  # the facade orders the blocks for the fewest wires
+        circuit, reused = compile_state(target, method=method, reuse=True, **options)
+        report.n_qubits, report.notes = reused.n_qubits, reused.notes
+    elif reuse:
         from qtn.compilation.reuse import measure_and_reuse
 
-        circuit = measure_and_reuse(circuit)
+        circuit = measure_and_reuse(unitary)
         report.n_qubits = circuit.n_qubits
         report.notes.append(f"runs on {circuit.n_qubits} qubits with measure and reset")
+    state = circuit_state(unitary, report.params)
+    n_state = state.n_sites
+    if n_state != n:
+        raise RuntimeError(f"the compiled circuit has {n_state} qubits for {n} sites")
+    if n <= 20:
+        p = np.abs(ttn_to_dense(target) if is_tree else to_dense(target)) ** 2
+        q = np.abs(to_dense(state)) ** 2
+        report.metrics["kl"] = float(kl_divergence(p / p.sum(), q / q.sum()))
+    if X is not None:
+        report.metrics["nll"] = _mean_nll(state, X)
+        if is_tree:
+            amps = [ttn_dense_amplitudes(target, np.eye(2)[row]) for row in X.astype(int)]
+            report.metrics["model_nll"] = float(-np.mean(np.log(np.abs(amps) ** 2 + 1e-300)))
+        else:
+            report.metrics["model_nll"] = _mean_nll(target, X)
     return circuit, report
 
 

@@ -12,9 +12,11 @@ from qtn.data.datasets import (
     bars_and_stripes,
     default_cache_dir,
     find_dataset,
+    identify_file,
     load_digits,
     load_fashion_mnist,
     load_mnist,
+    locate_dataset,
 )
 from qtn.data.transforms import (
     binarize,
@@ -33,6 +35,8 @@ __all__ = [
     "bars_and_stripes",
     "default_cache_dir",
     "find_dataset",
+    "locate_dataset",
+    "identify_file",
     "downsample",
     "binarize",
     "select_classes",

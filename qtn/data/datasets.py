@@ -9,7 +9,12 @@ Where the MNIST-family loaders look, in order:
 In each directory the four IDX files may sit directly in it or in a
 subdirectory named after the dataset (``mnist/``, ``fashion-mnist/``), so
 ``QTN_DATA_DIR=/data`` finds ``/data/mnist/train-images-idx3-ubyte.gz``.
-With ``download=True`` missing files are fetched into the cache (or into
+
+MNIST and Fashion-MNIST use the same four file names, so a directory counts
+as holding a dataset only when its files' MD5 checksums are that dataset's
+(:func:`locate_dataset`). Files that are another dataset's are skipped (and
+never called corrupted); files that match no known checksum are reported as
+corrupted. With ``download=True`` missing files are fetched into the cache (or into
 ``data_dir`` when given) and verified against their published MD5.
 """
 
@@ -21,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qtn.data._idx import download_verified, read_idx_gz, verify_md5
-from qtn.errors import DataNotFoundError
+from qtn.data._idx import download_verified, md5sum, read_idx_gz, verify_md5
+from qtn.errors import DataIntegrityError, DataNotFoundError
 
 __all__ = [
     "load_digits",
@@ -31,6 +36,9 @@ __all__ = [
     "bars_and_stripes",
     "default_cache_dir",
     "find_dataset",
+    "locate_dataset",
+    "identify_file",
+    "DatasetLocation",
     "IDX_DATASETS",
 ]
 
@@ -123,16 +131,82 @@ def _search_dirs(spec: IdxDataset, data_dir: str | os.PathLike | None) -> list[P
     return dirs
 
 
-def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
-    """Return the first directory holding all four files of dataset ``name``, or None.
+_MD5_CACHE: dict[tuple, str] = {}
 
-    Only the presence of the files is checked here; the loaders verify checksums.
+
+def _md5(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _MD5_CACHE:
+        _MD5_CACHE[key] = md5sum(path)
+    return _MD5_CACHE[key]
+
+
+def identify_file(path: str | os.PathLike) -> tuple[str, str] | None:
+    """``(dataset, key)`` of a file whose MD5 is a known dataset file's, else None.
+
+    Examples
+    --------
+    >>> identify_file("mnist/train-images-idx3-ubyte.gz")  # doctest: +SKIP
+    ('mnist', 'train_images')
     """
-    spec = _spec(name)
-    for d in _search_dirs(spec, data_dir):
-        if all((d / fn).is_file() for fn, _, _ in spec.files.values()):
-            return d
+    digest = _md5(Path(path))
+    for name, spec in IDX_DATASETS.items():
+        for key, (_, md5, _) in spec.files.items():
+            if md5 == digest:
+                return name, key
     return None
+
+
+@dataclass(frozen=True)
+class DatasetLocation:
+    """Where a dataset's files were looked for, identified by checksum.
+
+    ``found``: the first directory whose four files all have the dataset's MD5
+    (None if none). ``others``: ``(directory, dataset)`` for directories holding
+    files of the same names that are *another* dataset's. ``corrupted``:
+    ``(file, md5)`` for files of the right name that match no known checksum.
+    """
+
+    name: str
+    found: Path | None
+    others: tuple[tuple[Path, str], ...]
+    corrupted: tuple[tuple[Path, str], ...]
+    searched: tuple[Path, ...]
+
+
+def locate_dataset(name: str, data_dir: str | os.PathLike | None = None) -> DatasetLocation:
+    """Look for dataset ``name`` in the search order, identifying files by their MD5."""
+    spec = _spec(name)
+    others, corrupted, searched = [], [], _search_dirs(spec, data_dir)
+    for d in searched:
+        files = [d / fn for fn, _, _ in spec.files.values()]
+        if not all(f.is_file() for f in files):
+            continue
+        ids = [identify_file(f) for f in files]
+        if all(i == (name, key) for i, key in zip(ids, spec.files)):
+            return DatasetLocation(name, d, tuple(others), tuple(corrupted), tuple(searched))
+        owners = {i[0] for i in ids if i is not None and i[0] != name}
+        if owners:
+            others.append((d, sorted(owners)[0]))
+        corrupted += [(f, _md5(f)) for f, i in zip(files, ids) if i is None]
+    return DatasetLocation(name, None, tuple(others), tuple(corrupted), tuple(searched))
+
+
+def find_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The first directory holding all four files of dataset ``name``, verified by MD5, or None.
+
+    Files of the same names that belong to another dataset (MNIST's in a
+    directory searched for Fashion-MNIST) do not count.
+    """
+    return locate_dataset(name, data_dir).found
+
+
+def _owner(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    ident = identify_file(path)
+    return None if ident is None else ident[0]
 
 
 def _spec(name: str) -> IdxDataset:
@@ -150,20 +224,35 @@ def _load_idx_dataset(
     progress: bool,
 ):
     spec = _spec(name)
-    found = find_dataset(name, data_dir)
+    loc = locate_dataset(name, data_dir)
+    found = loc.found
     if found is None:
+        if loc.corrupted and not download:
+            path, got = loc.corrupted[0]
+            raise DataIntegrityError(
+                f"checksum mismatch for {path}: MD5 is {got}, which is no file of "
+                f"{', '.join(IDX_DATASETS)}. The file is corrupted or truncated; delete it and "
+                f"download it again (download=True) or copy a good copy into place."
+            )
+        notes = "".join(
+            f"\n{d} holds {other} files (identified by MD5), not {name}; put {name} in "
+            f"{d / spec.subdirs[0]} or another directory"
+            for d, other in loc.others
+        )
         if not download:
-            looked = "\n  ".join(str(d) for d in _search_dirs(spec, data_dir))
+            looked = "\n  ".join(str(d) for d in loc.searched)
             raise DataNotFoundError(
                 f"{name} not found. qtn looked for "
-                f"{', '.join(fn for fn, _, _ in spec.files.values())} in:\n  {looked}\n"
+                f"{', '.join(fn for fn, _, _ in spec.files.values())} in:\n  {looked}{notes}\n"
                 f"Provide the data with load_{name.replace('-', '_')}(data_dir=...), "
                 "the QTN_DATA_DIR environment variable, or download=True to fetch "
                 "it (with MD5 verification) into the cache."
             )
         target = Path(data_dir) if data_dir is not None else default_cache_dir() / spec.subdirs[0]
+        if any(_owner(target / fn) not in (None, name) for fn, _, _ in spec.files.values()):
+            target = target / spec.subdirs[0]  # never overwrite another dataset's files
         for fn, md5, _ in spec.files.values():
-            if (target / fn).is_file():
+            if (target / fn).is_file() and _owner(target / fn) == name:
                 continue
             download_verified(fn, md5, target, mirrors or spec.mirrors, progress=progress)
         found = target

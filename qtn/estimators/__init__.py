@@ -2,7 +2,9 @@
 
 - ``base.py``: :class:`TNEstimator` / :class:`TNClassifier`, what every estimator
   shares (validation, scaling, features, chunked inference, output rule, files).
-- ``mps.py``: :class:`MPSClassifier`.
+- ``mps.py``: :class:`MPSClassifier`; ``ttn.py``: :class:`TTNClassifier`.
+- ``generative.py``: :class:`TNGenerative`, the base of density models over discrete data.
+- ``born.py``: :class:`BornMachine` (MPS or TTN).
 - ``circuit.py``: :class:`CircuitClassifier` (Huggins et al.'s circuit-native classifiers).
 
 ``__init__`` only stores arguments; ``fit`` validates them and returns self;
@@ -10,7 +12,18 @@ learned state ends in ``_``.
 """
 
 from qtn.estimators.base import TNClassifier, TNEstimator
+from qtn.estimators.born import BornMachine
+from qtn.estimators.generative import TNGenerative
 from qtn.estimators.circuit import CircuitClassifier
 from qtn.estimators.mps import MPSClassifier
+from qtn.estimators.ttn import TTNClassifier
 
-__all__ = ["MPSClassifier", "CircuitClassifier", "TNEstimator", "TNClassifier"]
+__all__ = [
+    "MPSClassifier",
+    "CircuitClassifier",
+    "TTNClassifier",
+    "BornMachine",
+    "TNEstimator",
+    "TNClassifier",
+    "TNGenerative",
+]

@@ -7,19 +7,29 @@ as given, as scikit-learn requires) and implement three hooks:
 - ``_init_params(key, n_features, n_outputs, phys_dim, dtype)``: initial params pytree;
 - ``_forward``: the model's ``forward(params, phi) -> (fhat, log_norm)``;
 - ``_params_template()``: a pytree of the params' structure with placeholder
-  leaves, which :meth:`TNEstimator.load` fills from a file.
+  leaves, which :meth:`TNEstimator.load` fills from a file (``n_features_in_``
+  is set before it is called, for structures that depend on it).
 
-The base provides validation of X and y, the range policy and scaling, the
-feature-map step, chunked inference (the training package's evaluation loop),
-the classifier output rule, progress bars through ``verbose``, and
+and may override ``_config_overrides()`` to map their own ``method``
+vocabulary onto the training methods (and fix the loss), and ``_features``
+to arrange feature vectors for their network (a TTN's leaf order).
+
+The base provides validation of X and y, the range policy and scaling (at
+fit: X outside the feature map's domain is min-max scaled with
+``scaling="auto"``, refused with ``scaling=None``; at predict: values outside
+the domain are clipped into it), the feature-map step, chunked inference
+(the training package's evaluation loop), the classifier output rule with
+temperature calibration, progress bars through ``verbose``, and
 ``save``/``load`` of any params pytree with a versioned schema that is checked
 field by field on load.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import numbers
+import time
 
 import jax
 import numpy as np
@@ -31,14 +41,32 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from qtn._jax import check_dtype, x64_if
 from qtn.errors import FormatError
+from qtn.estimators._fitting import (
+    check_two_classes,
+    check_warm_start,
+    check_weights,
+    encode_labels,
+    holdout_split,
+)
 from qtn.estimators._io import FORMAT_VERSION, load_npz, save_npz
+from qtn.estimators.calibration import apply_temperature, fit_temperature
 from qtn.features import get_feature_map
 from qtn.training import FitConfig, apply, fit, get_loss
 
-__all__ = ["TNEstimator", "TNClassifier", "output_probabilities", "OUTPUTS", "SCALINGS"]
+__all__ = [
+    "TNEstimator",
+    "TNClassifier",
+    "output_probabilities",
+    "OUTPUTS",
+    "SCALINGS",
+    "CALIBRATIONS",
+]
 
 OUTPUTS = ("auto", "born", "softmax")
-SCALINGS = (None, "minmax")
+SCALINGS = ("auto", "minmax", None)
+CALIBRATIONS = ("temperature", None)
+#: the calibration hold-out never exceeds this many samples (one scalar is fitted on it)
+CALIBRATION_MAX_SAMPLES = 5000
 _SCALER_FIELDS = ("min_", "scale_", "data_min_", "data_max_", "data_range_")
 
 
@@ -76,6 +104,8 @@ class TNEstimator(BaseEstimator):
 
     # -- hooks
     _file_kind = "qtn.TNEstimator"
+    #: subclasses whose ``init_std=None`` means a structure-dependent default set this
+    _init_std_default = None
 
     def _init_params(self, key, n_features, n_outputs, phys_dim, dtype):  # pragma: no cover
         raise NotImplementedError
@@ -91,17 +121,33 @@ class TNEstimator(BaseEstimator):
         """Subclass hook: consistency of a loaded model with its header (raise ValueError)."""
 
     # -- validation of the estimator's own parameters
+    def _config_overrides(self) -> dict:
+        """FitConfig fields the estimator sets itself (its method vocabulary, a fixed loss)."""
+        return {}
+
+    @staticmethod
+    def _choose_method(method, methods: dict) -> str:
+        """The training method an estimator's ``method`` names, with a clear error if unknown."""
+        if not isinstance(method, str) or method not in methods:
+            raise ValueError(f"unknown method {method!r}; valid methods: {list(methods)}")
+        return methods[method]
+
     def _validate_params(self) -> FitConfig:
         """Validate the parameters; returns the :class:`FitConfig` they define."""
         names = set(FitConfig.field_names()) & set(self.get_params())
         try:
-            config = FitConfig(**{k: getattr(self, k) for k in names})
+            kw = {k: getattr(self, k) for k in names}
+            kw.update(self._config_overrides())
+            config = FitConfig(**kw)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        if self.scaling not in SCALINGS:
-            raise ValueError(f"unknown scaling {self.scaling!r}; valid values: {list(SCALINGS)}")
+        scaling = getattr(self, "scaling", None)
+        if scaling not in SCALINGS:
+            raise ValueError(f"unknown scaling {scaling!r}; valid values: {list(SCALINGS)}")
         v = self.init_std
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
+        if v is None and self._init_std_default is not None:
+            pass
+        elif isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
             raise ValueError(f"init_std must be a finite number >= 0, got {v!r}")
         check_dtype(self.dtype)
         self._fmap()
@@ -116,19 +162,37 @@ class TNEstimator(BaseEstimator):
 
     # -- the feature step
     def _fit_scaling(self, X) -> None:
-        if self.scaling == "minmax":
+        """Decide the scaling at fit: ``scaler_`` is a fitted MinMaxScaler or None."""
+        self.scaler_ = None
+        scaling = getattr(self, "scaling", None)
+        if scaling == "minmax" or (scaling == "auto" and not self._in_domain(X)):
             self.scaler_ = MinMaxScaler(clip=True).fit(X)
 
-    def _transform(self, X, argname: str = "X"):
-        """X scaled (if ``scaling``) and checked against the feature map's range."""
-        if self.scaling == "minmax":
+    def _in_domain(self, X) -> bool:
+        fm = self._fmap()
+        return bool(X.size == 0 or (X.min() >= fm.low - 1e-6 and X.max() <= fm.high + 1e-6))
+
+    def _transform(self, X, argname: str = "X", *, fitting: bool = False):
+        """X scaled (``scaler_``) and brought into the feature map's domain.
+
+        At fit (``fitting``) with ``scaling=None``, values outside the domain raise
+        ``ValueError``; everywhere else they are clipped into it (after the scaler),
+        so validation folds of a pipeline never break prediction.
+        """
+        if getattr(self, "scaler_", None) is not None:
             X = self.scaler_.transform(X)
-        try:
-            return self._fmap().validate(X, argname)
-        except ValueError as exc:
-            raise ValueError(
-                f"{exc}; or fit with {type(self).__name__}(scaling='minmax')"
-            ) from None
+        fm = self._fmap()
+        if not self._in_domain(X):
+            if fitting:
+                raise ValueError(
+                    f"{argname} has values in [{X.min():.4g}, {X.max():.4g}], outside the "
+                    f"domain [{fm.low:g}, {fm.high:g}] of feature map {fm.name!r}; use "
+                    f"{type(self).__name__}(scaling='auto') or scaling='minmax' to min-max "
+                    "scale the training data, or scale X first (for example with "
+                    "sklearn.preprocessing.MinMaxScaler(clip=True))"
+                )
+            X = np.clip(X, fm.low, fm.high)
+        return fm.validate(X, argname)
 
     def _features(self, X, dtype) -> np.ndarray:
         return np.asarray(self._fmap()(np.asarray(X, dtype), validate=False), dtype)
@@ -146,12 +210,12 @@ class TNEstimator(BaseEstimator):
             return apply(self._forward, self.params_, self._features(X, dtype))
 
     # -- training
-    def _train(self, params, phi, y, config, *, validation=None, seed=0):
+    def _train(self, params, phi, y, config, *, validation=None, seed=0, sample_weight=None):
         dtype = check_dtype(self.dtype)
         with x64_if(dtype):
             params, history, info = fit(
                 self._forward, params, phi, y, config, validation=validation, seed=seed,
-                desc=type(self).__name__,
+                desc=type(self).__name__, sample_weight=sample_weight,
             )  # fmt: skip
             return jax.tree_util.tree_map(np.asarray, params), history, info
 
@@ -174,9 +238,10 @@ class TNEstimator(BaseEstimator):
         leaves = jax.tree_util.tree_leaves(self.params_)
         schema = params_schema(self.params_)
         arrays = {f"params/{s['path']}": np.asarray(v) for s, v in zip(schema, leaves)}
-        if self.scaling == "minmax":
+        scaler = getattr(self, "scaler_", None)
+        if scaler is not None:
             for a in _SCALER_FIELDS:
-                arrays["scaler/" + a] = getattr(self.scaler_, a)
+                arrays["scaler/" + a] = getattr(scaler, a)
         arrays.update(self._extra_arrays())
         meta = {
             "estimator_params": est_params,
@@ -184,6 +249,7 @@ class TNEstimator(BaseEstimator):
             "n_features_in": int(self.n_features_in_),
             "history": self.history_,
             "fit_info": {k: v for k, v in self.fit_info_.items() if _jsonable(v)},
+            "scaler": scaler is not None,
         }
         meta.update(self._extra_meta())
         save_npz(path, self._file_kind, meta, arrays)
@@ -216,7 +282,11 @@ class TNEstimator(BaseEstimator):
             raise FormatError(f"{path}: field 'history' must be a list of objects")
         fit_info = _field(header, "fit_info", dict, path)
         schema = _field(header, "params_schema", list, path)
-        template = est._params_template()
+        est.n_features_in_ = n_feat
+        try:
+            template = est._params_template()
+        except ValueError as exc:
+            raise FormatError(f"{path}: field 'estimator_params' is invalid ({exc})") from None
         expect = [s["path"] for s in params_schema(template)]
         got = [s.get("path") if isinstance(s, dict) else None for s in schema]
         if got != expect:
@@ -242,7 +312,12 @@ class TNEstimator(BaseEstimator):
         est.history_ = history
         est.n_iter_ = len(history)
         est.fit_info_ = fit_info
-        if est.scaling == "minmax":
+        # files written before scaling="auto" carry no "scaler" field
+        has_scaler = header.get("scaler", getattr(est, "scaling", None) == "minmax")
+        if not isinstance(has_scaler, bool):
+            raise FormatError(f"{path}: header field 'scaler' must be a bool, got {has_scaler!r}")
+        est.scaler_ = None
+        if has_scaler:
             sc = MinMaxScaler(clip=True)
             for a in _SCALER_FIELDS:
                 arr = arrays.get("scaler/" + a)
@@ -302,55 +377,166 @@ def _jsonable(v) -> bool:
 class TNClassifier(ClassifierMixin, TNEstimator):
     """Base of qtn's classifiers: ``fit``, ``predict_proba``, ``predict``, ``amplitudes``."""
 
-    def fit(self, X, y, *, eval_set=None):
-        """Fit to (X, y); ``eval_set=(X_val, y_val)`` adds per-epoch validation metrics.
+    def fit(self, X, y, *, sample_weight=None, eval_set=None):
+        """Fit to (X, y).
+
+        Parameters
+        ----------
+        X, y
+            Training data and labels.
+        sample_weight
+            Optional non-negative weights (n_samples,): each sample's loss is weighted.
+        eval_set
+            ``(X_val, y_val)``: per-epoch validation metrics in ``history_``.
+
+        With ``calibration="temperature"`` a stratified ``calibration_fraction`` of
+        the data is held out of training and the output temperature is fitted on it
+        (with ``early_stopping`` its validation split is used instead). With
+        ``warm_start=True`` a fitted estimator continues from its parameters, scaler
+        and classes.
 
         Returns
         -------
         self
         """
         config = self._validate_params()
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        warm = bool(getattr(self, "warm_start", False)) and hasattr(self, "params_")
+        old = (self.n_features_in_, self.classes_) if warm else None
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=not warm)
         check_classification_targets(y)
+        sw = check_weights(sample_weight, X)
         classes, y_enc = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(
-                f"y has 1 class ({classes[0]!r}); {type(self).__name__} needs at least two classes"
-            )
+        check_two_classes(classes, y_enc, sw, type(self).__name__)
         if not get_loss(config.loss).supervised:
             raise ValueError(f"loss {config.loss!r} is generative; use a classifier loss")
+        if warm:
+            check_warm_start(old, X.shape[1], classes)
         dtype = check_dtype(self.dtype)
-        self._fit_scaling(X)
-        Xs = self._transform(X)
+        if not warm:
+            self._fit_scaling(X)
+        Xs = self._transform(X, fitting=not warm)
         seed = self._seed()
-        Xtr, ytr, validation = Xs, y_enc, None
-        if self.early_stopping:
-            from sklearn.model_selection import train_test_split
-
-            strat = y_enc if np.min(np.bincount(y_enc)) >= 2 else None
-            Xtr, Xv, ytr, yv = train_test_split(
-                Xs, y_enc, test_size=self.validation_fraction, random_state=seed, stratify=strat
-            )
-            validation = (self._features(Xv, dtype), yv)
+        calib = getattr(self, "calibration", None) == "temperature"
+        frac = self.validation_fraction if self.early_stopping else self._calibration_fraction()
+        tr, held, why = holdout_split(
+            y_enc, sw, frac if (self.early_stopping or calib) else 0.0, seed,
+            cap=None if self.early_stopping else CALIBRATION_MAX_SAMPLES,
+        )  # fmt: skip
+        validation = None
+        if self.early_stopping and held is not None:
+            validation = (self._features(Xs[held], dtype), y_enc[held])
         elif eval_set is not None:
-            Xv, yv = eval_set
-            Xv = self._transform(self._check_X(Xv), "eval_set X")
-            lookup = {c: i for i, c in enumerate(classes.tolist())}
-            try:
-                yv = np.array([lookup[v] for v in np.asarray(yv).tolist()])
-            except KeyError as exc:
-                raise ValueError(f"eval_set y has a label not seen in y: {exc}") from None
-            validation = (self._features(Xv, dtype), yv)
-        with x64_if(dtype):
-            params = self._init_params(
-                jax.random.key(seed), X.shape[1], len(classes), self._fmap().dim, dtype
-            )
-        self.params_, self.history_, self.fit_info_ = self._train(
-            params, self._features(Xtr, dtype), ytr, config, validation=validation, seed=seed
-        )
+            validation = self._eval_set(eval_set, classes, dtype)
+        if warm:
+            params = self._resize_params(self.params_)
+        else:
+            with x64_if(dtype):
+                params = self._init_params(
+                    jax.random.key(seed), X.shape[1], len(classes), self._fmap().dim, dtype
+                )
+        t0 = time.perf_counter()
+        self.params_, history, info = self._train(
+            params, self._features(Xs[tr], dtype), y_enc[tr], config, validation=validation,
+            seed=seed, sample_weight=sw[tr],
+        )  # fmt: skip
         self.classes_ = classes
+        self.history_ = (self.history_ + history) if warm else history
         self.n_iter_ = len(self.history_)
+        self.temperature_ = 1.0
+        if calib and held is not None:
+            self.temperature_ = fit_temperature(
+                self._raw_proba(Xs[held], transformed=True), y_enc[held], sw[held]
+            )
+        self.fit_info_ = {
+            **info, "method": config.method, "loss": config.loss, "warm_start": warm,
+            "n_train": int(len(tr)), "n_held_out": 0 if held is None else int(len(held)),
+            "learning_rate": info.get("learning_rate", config.resolved_learning_rate(params)),
+            "epochs": len(history), "seconds": time.perf_counter() - t0,
+            "calibration": (f"temperature {self.temperature_:.4g}" if calib and held is not None
+                            else ("off" if not calib else f"skipped: {why}")),
+            **self._fit_info_extra(),
+        }  # fmt: skip
         return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of training on the batch (X, y), continuing from the current parameters.
+
+        As scikit-learn's SGD estimators: ``classes`` (every label the stream can
+        hold) is required on the first call, when the parameters are initialised and
+        the scaling is decided on that batch; later batches may hold any subset of
+        the classes. Each call runs one epoch of ``method`` at the constant rate
+        ``learning_rate`` (the optimizer's state starts afresh per batch). With
+        ``calibration="temperature"`` the temperature is refitted on each new batch
+        *before* training on it (the batch is then unseen data for the model).
+
+        Returns
+        -------
+        self
+        """
+        config = self._validate_params()
+        first = not hasattr(self, "params_")
+        if first and classes is None:
+            raise ValueError(
+                "classes must be passed on the first call to partial_fit (all labels the "
+                "stream can hold, e.g. classes=np.unique(y_all))"
+            )
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
+        check_classification_targets(y)
+        sw = check_weights(sample_weight, X)
+        if first:
+            all_classes = np.unique(np.asarray(classes))
+            check_two_classes(all_classes, np.arange(len(all_classes)), None,
+                              type(self).__name__)  # fmt: skip
+        else:
+            all_classes = self.classes_
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(
+                    f"classes={list(np.unique(classes))} differs from the classes of the first "
+                    f"call {list(self.classes_)}"
+                )
+        y_enc = encode_labels(y, all_classes, "y")
+        dtype = check_dtype(self.dtype)
+        seed = self._seed()
+        if first:
+            self._fit_scaling(X)
+            with x64_if(dtype):
+                params = self._init_params(
+                    jax.random.key(seed), X.shape[1], len(all_classes), self._fmap().dim, dtype
+                )
+            self.classes_, self.history_, self.temperature_ = all_classes, [], 1.0
+        else:
+            params = self.params_
+        Xs = self._transform(X, fitting=first)
+        calib = getattr(self, "calibration", None) == "temperature"
+        if calib and not first:
+            self.temperature_ = fit_temperature(self._raw_proba(Xs, transformed=True), y_enc, sw)
+        config = dataclasses.replace(config, max_epochs=1, lr_schedule="constant",
+                                     early_stopping=False, max_seconds=None)  # fmt: skip
+        self.params_, history, info = self._train(
+            params, self._features(Xs, dtype), y_enc, config, seed=seed, sample_weight=sw
+        )
+        self.history_ = self.history_ + history
+        self.n_iter_ = len(self.history_)
+        self.fit_info_ = {**info, "method": config.method, "loss": config.loss,
+                          "partial_fit_calls": self.n_iter_, "n_train": int(len(y_enc)),
+                          "temperature": self.temperature_, **self._fit_info_extra()}  # fmt: skip
+        return self
+
+    def _calibration_fraction(self) -> float:
+        return float(getattr(self, "calibration_fraction", 0.2))
+
+    def _eval_set(self, eval_set, classes, dtype):
+        Xv, yv = eval_set
+        Xv = self._transform(self._check_X(Xv), "eval_set X")
+        return self._features(Xv, dtype), encode_labels(yv, classes, "eval_set y")
+
+    def _resize_params(self, params):
+        """Subclass hook: the fitted parameters adapted to changed estimator parameters."""
+        return params
+
+    def _fit_info_extra(self) -> dict:
+        """Subclass hook: model-specific entries of ``fit_info_`` (e.g. bond ranks)."""
+        return {}
 
     def _validate_params(self) -> FitConfig:
         config = super()._validate_params()
@@ -360,6 +546,14 @@ class TNClassifier(ClassifierMixin, TNEstimator):
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
             )
+        cal = getattr(self, "calibration", None)
+        if cal not in CALIBRATIONS:
+            raise ValueError(f"unknown calibration {cal!r}; valid values: {list(CALIBRATIONS)}")
+        frac = self._calibration_fraction()
+        if isinstance(frac, bool) or not 0.0 < frac < 1.0:
+            raise ValueError(f"calibration_fraction must be in (0, 1), got {frac!r}")
+        if not isinstance(getattr(self, "warm_start", False), bool | np.bool_):
+            raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}")
         return config
 
     def amplitudes(self, X) -> tuple[np.ndarray, np.ndarray]:
@@ -369,10 +563,22 @@ class TNClassifier(ClassifierMixin, TNEstimator):
     def _output(self) -> str:
         return get_loss(self.loss).output if self.output == "auto" else self.output
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (n_samples, n_classes) by the ``output`` rule."""
-        fhat, _ = self.amplitudes(X)
+    def _raw_proba(self, X, *, transformed: bool = False) -> np.ndarray:
+        """Probabilities by the ``output`` rule, before temperature scaling."""
+        if transformed:
+            dtype = check_dtype(self.dtype)
+            with x64_if(dtype):
+                fhat, _ = apply(self._forward, self.params_, self._features(X, dtype))
+        else:
+            fhat, _ = self.amplitudes(X)
         return output_probabilities(fhat, self._output(), getattr(self.params_, "log_temp", 0.0))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (n_samples, n_classes): the ``output`` rule, then the fitted
+        temperature ``temperature_`` (``softmax(log p / T)``; 1 without calibration)."""
+        p = self._raw_proba(X)
+        t = float(getattr(self, "temperature_", 1.0))
+        return p if t == 1.0 else apply_temperature(p, t)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Log of :meth:`predict_proba`."""
@@ -397,7 +603,10 @@ class TNClassifier(ClassifierMixin, TNEstimator):
         return {"classes": classes.astype(str) if classes.dtype == object else classes}
 
     def _extra_meta(self) -> dict:
-        return {"classes_kind": "object" if self.classes_.dtype == object else "array"}
+        return {
+            "classes_kind": "object" if self.classes_.dtype == object else "array",
+            "temperature": float(getattr(self, "temperature_", 1.0)),
+        }
 
     def _load_extra(self, arrays: dict, header: dict) -> None:
         kind = header.get("classes_kind")
@@ -409,6 +618,10 @@ class TNClassifier(ClassifierMixin, TNEstimator):
         if classes.ndim != 1 or len(classes) < 2 or len(np.unique(classes)) != len(classes):
             raise ValueError(f"'classes' must hold at least two distinct labels, got {classes!r}")
         self.classes_ = classes.astype(object) if kind == "object" else classes
+        t = header.get("temperature", 1.0)  # files before calibration: 1
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < np.inf:
+            raise ValueError(f"header field 'temperature' must be a number > 0, got {t!r}")
+        self.temperature_ = float(t)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

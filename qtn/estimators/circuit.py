@@ -319,7 +319,8 @@ class CircuitClassifier(TNClassifier):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X, y, *, eval_set=None, noise: NoiseModel | None = None, init_model=None):
+    def fit(self, X, y, *, sample_weight=None, eval_set=None, noise: NoiseModel | None = None,
+            init_model=None):  # fmt: skip
         """Fit to (X, y).
 
         Parameters
@@ -334,11 +335,14 @@ class CircuitClassifier(TNClassifier):
             raise TypeError(f"noise must be a qtn.noise.NoiseModel, got {type(noise).__name__}")
         self._fit_noise, self._init_model = noise, init_model
         try:
-            return super().fit(X, y, eval_set=eval_set)
+            return super().fit(X, y, sample_weight=sample_weight, eval_set=eval_set)
         finally:
             self._fit_noise = self._init_model = None
 
-    def _train(self, params, phi, y, config, *, validation=None, seed=0):
+    def _fit_info_extra(self) -> dict:
+        return {"method": self.method, "loss": self._resolved_loss()}
+
+    def _train(self, params, phi, y, config, *, validation=None, seed=0, sample_weight=None):
         layout = self._layout(phi.shape[1])
         self.layout_ = layout
         dtype = check_dtype(self.dtype)
@@ -354,10 +358,11 @@ class CircuitClassifier(TNClassifier):
             if self.method == "gradient" and loss != "hinge":
                 cfg = FitConfig(**{**_config_dict(config), "loss": loss, "learning_rate": lr})
                 params, history, finfo = fit(forward, params, phi, y, cfg, validation=validation,
-                                             seed=seed, desc="CircuitClassifier")  # fmt: skip
+                                             seed=seed, desc="CircuitClassifier",
+                                             sample_weight=sample_weight)  # fmt: skip
             else:
                 params, history, finfo = self._train_custom(
-                    forward, params, phi, y, config, loss, lr, validation, seed
+                    forward, params, phi, y, config, loss, lr, validation, seed, sample_weight
                 )
         info.update(finfo)
         info.update(method=self.method, loss=loss)
@@ -396,7 +401,8 @@ class CircuitClassifier(TNClassifier):
 
         return batch
 
-    def _train_custom(self, forward, params, phi, y, config, loss, lr, validation, seed):
+    def _train_custom(self, forward, params, phi, y, config, loss, lr, validation, seed,
+                      sample_weight=None):  # fmt: skip
         """SPSA epochs (one iteration per minibatch), or Adam on the hinge loss."""
         from tqdm.auto import tqdm
 
@@ -409,6 +415,8 @@ class CircuitClassifier(TNClassifier):
         steps_per_epoch = -(-n // bs)
         epochs = config.resolved_epochs()
         phi, y = jnp.asarray(phi), jnp.asarray(y)
+        sw = jnp.ones(n, phi.dtype) if sample_weight is None else jnp.asarray(sample_weight,
+                                                                             phi.dtype)  # fmt: skip
         history, info = [], {}
         t_start = time.perf_counter()
         if self.method == "spsa":
@@ -435,11 +443,10 @@ class CircuitClassifier(TNClassifier):
             batches = [perm[np.arange(i * bs, (i + 1) * bs) % n] for i in range(steps_per_epoch)]
             losses = []
             if self.method == "spsa":
-                w = jnp.ones(bs, phi.dtype)
 
-                def fn(th, k, _b=batches, _k0=k0, _w=w):
+                def fn(th, k, _b=batches, _k0=k0):
                     idx = _b[k - _k0]
-                    ww = _w[: len(idx)]
+                    ww = sw[idx]
                     cp = CircuitParams(jnp.asarray(th.reshape(shape), phi.dtype))
                     return float(batch(cp, phi[idx], y[idx], ww))
 
@@ -453,7 +460,7 @@ class CircuitClassifier(TNClassifier):
                 params = CircuitParams(jnp.asarray(theta, phi.dtype))
             else:
                 for idx in batches:
-                    val, g = grad(params, phi[idx], y[idx], jnp.ones(len(idx), phi.dtype))
+                    val, g = grad(params, phi[idx], y[idx], sw[idx])
                     upd, opt_state = opt.update(g, opt_state, params)
                     params = optax.apply_updates(params, upd)
                     losses.append(float(val))

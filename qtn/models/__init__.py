@@ -4,16 +4,37 @@
   two-site merge/split, log-norms, packing, the forward pass, dense oracles).
 - ``classifier.py``: :class:`ClassifierParams` (network + temperature) and the
   forward contract ``forward(params, phi) -> (fhat, log_norm)``.
-- ``interop.py``: quimb conversion both ways, entanglement entropy.
+- ``ttn.py``: the binary :class:`TTN` (layouts with a quadtree grouping for images,
+  the level-by-level forward pass, norms, canonical form toward the root, oracles).
+- ``born.py``: Born machines p(x) = |psi(x)|^2 / Z on an MPS or a TTN: forwards and
+  exact marginals; ``sampling.py``: exact batched (conditional) sampling.
+- ``interop.py``: quimb conversion both ways, entanglement entropy (MPS and TTN).
 """
 
+from qtn.models.born import (
+    assignment_weights,
+    born_forward,
+    mps_log_marginal,
+    right_canonicalize,
+    ttn_born_forward,
+    ttn_log_marginal,
+)
 from qtn.models.classifier import (
     ClassifierParams,
     classifier_forward,
     init_mps_classifier,
+    init_ttn_classifier,
     mps_forward,
+    ttn_classifier_forward,
 )
-from qtn.models.interop import entanglement_entropy, from_quimb, plot_entanglement, to_quimb
+from qtn.models.interop import (
+    entanglement_entropy,
+    from_quimb,
+    plot_entanglement,
+    to_quimb,
+    ttn_entanglement_entropy,
+    ttn_to_quimb,
+)
 from qtn.models.mps import (
     MPS,
     amplitudes,
@@ -34,6 +55,23 @@ from qtn.models.mps import (
     to_dense,
     trim_boundaries,
     unpack,
+)
+from qtn.models.sampling import mps_sample, ttn_sample
+from qtn.models.ttn import (
+    TTN,
+    TreeLayout,
+    init_ttn,
+    level_bond_dims,
+    random_ttn,
+    tree_layout,
+    trim_padding,
+    ttn_amplitudes,
+    ttn_batch_amplitudes,
+    ttn_canonicalize,
+    ttn_dense_amplitudes,
+    ttn_log_norm,
+    ttn_normalize,
+    ttn_to_dense,
 )
 
 __all__ = [
@@ -64,4 +102,30 @@ __all__ = [
     "from_quimb",
     "entanglement_entropy",
     "plot_entanglement",
+    "TTN",
+    "TreeLayout",
+    "tree_layout",
+    "init_ttn",
+    "random_ttn",
+    "trim_padding",
+    "level_bond_dims",
+    "ttn_amplitudes",
+    "ttn_batch_amplitudes",
+    "ttn_log_norm",
+    "ttn_normalize",
+    "ttn_canonicalize",
+    "ttn_to_dense",
+    "ttn_dense_amplitudes",
+    "ttn_to_quimb",
+    "ttn_entanglement_entropy",
+    "init_ttn_classifier",
+    "ttn_classifier_forward",
+    "born_forward",
+    "ttn_born_forward",
+    "mps_log_marginal",
+    "ttn_log_marginal",
+    "assignment_weights",
+    "right_canonicalize",
+    "mps_sample",
+    "ttn_sample",
 ]

@@ -27,8 +27,16 @@ import jax
 import jax.numpy as jnp
 
 from qtn.models.mps import MPS, amplitudes, init_mps
+from qtn.models.ttn import TTN, init_ttn, ttn_amplitudes
 
-__all__ = ["ClassifierParams", "init_mps_classifier", "classifier_forward", "mps_forward"]
+__all__ = [
+    "ClassifierParams",
+    "init_mps_classifier",
+    "init_ttn_classifier",
+    "classifier_forward",
+    "ttn_classifier_forward",
+    "mps_forward",
+]
 
 
 @jax.tree_util.register_dataclass
@@ -39,12 +47,12 @@ class ClassifierParams:
     Attributes
     ----------
     network
-        An :class:`~qtn.models.MPS` with a label leg.
+        An :class:`~qtn.models.MPS` or a :class:`~qtn.models.TTN` with a label leg.
     log_temp
         log of the softmax temperature.
     """
 
-    network: MPS
+    network: MPS | TTN
     log_temp: jax.Array
 
     @property
@@ -75,6 +83,28 @@ def init_mps_classifier(
     mps = init_mps(key, n_sites, bond_dim, phys_dim, n_labels=n_classes, center=label_site,
                    init_std=init_std, dtype=dtype)  # fmt: skip
     return ClassifierParams(mps, jnp.zeros((), jnp.dtype(dtype)))
+
+
+def init_ttn_classifier(
+    key: jax.Array,
+    n_leaves: int,
+    n_classes: int,
+    bond_dim: int,
+    phys_dim: int = 2,
+    *,
+    padded=None,
+    init_std: float = 1e-2,
+    dtype=jnp.float32,
+) -> ClassifierParams:
+    """A TTN classifier near the constant map (see :func:`qtn.models.init_ttn`), temperature 1."""
+    ttn = init_ttn(key, n_leaves, bond_dim, phys_dim, n_labels=n_classes, init_std=init_std,
+                   padded=padded, dtype=dtype)  # fmt: skip
+    return ClassifierParams(ttn, jnp.zeros((), jnp.dtype(dtype)))
+
+
+def ttn_classifier_forward(params: ClassifierParams, phi) -> tuple[jax.Array, jax.Array]:
+    """The forward contract of a TTN classifier (phi: leaf vectors (P, d))."""
+    return ttn_amplitudes(params.network, phi)
 
 
 def mps_forward(mps: MPS, phi) -> tuple[jax.Array, jax.Array]:

@@ -11,8 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from qtn.models.mps import MPS, pack, unpack
+from qtn.models.ttn import TTN, TreeLayout, ttn_canonicalize
 
-__all__ = ["to_quimb", "from_quimb", "entanglement_entropy", "plot_entanglement"]
+__all__ = [
+    "to_quimb",
+    "from_quimb",
+    "entanglement_entropy",
+    "plot_entanglement",
+    "ttn_to_quimb",
+    "ttn_entanglement_entropy",
+]
 
 
 def to_quimb(mps: MPS, *, per_class: bool = False):
@@ -158,6 +166,89 @@ def entanglement_entropy(mps: MPS) -> np.ndarray:
     # quimb reports entropies in bits; convert to nats
     bits = [q.entropy(i, info=info) for i in range(1, mps.n_sites)]
     return np.log(2.0) * np.array(bits, dtype=np.float64)
+
+
+def ttn_to_quimb(ttn: TTN, layout: TreeLayout | None = None):
+    """Export a TTN as a quimb ``TensorNetwork``.
+
+    Node j of level l becomes a tensor tagged ``"TTN"``, ``f"LEVEL{l}"`` and
+    ``f"NODE{l},{j}"`` with indices (left child, right child, parent) named
+    ``f"b{l-1},{2j}"``, ``f"b{l-1},{2j+1}"``, ``f"b{l},{j}"``; level-0 children are
+    the physical indices ``f"k{i}"``. With a ``layout``, ``i`` is the feature
+    index and padding leaves are contracted with e0 (so only real features
+    remain); without one, ``i`` is the leaf position. The root's parent index is
+    ``"label"`` with a label leg and absent otherwise.
+
+    Examples
+    --------
+    >>> tn = ttn_to_quimb(random_ttn(0, 8, 2))  # doctest: +SKIP
+    >>> sorted(tn.outer_inds())  # doctest: +SKIP
+    ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7']
+    """
+    import quimb.tensor as qtensor
+
+    if not isinstance(ttn, TTN):
+        raise TypeError(f"ttn must be a qtn TTN, got {type(ttn).__name__}")
+    if layout is not None and layout.n_leaves != ttn.n_leaves:
+        raise ValueError(f"layout has {layout.n_leaves} leaves, the TTN {ttn.n_leaves}")
+    levels = ttn.levels()
+    k = len(levels)
+    tensors = []
+    for lvl, arr in enumerate(levels):
+        for j in range(arr.shape[0]):
+            data = arr[j]
+            if lvl == 0:
+                inds = []
+                for child in (2 * j, 2 * j + 1):
+                    feat = child if layout is None else layout.leaf_features[child]
+                    inds.append(f"k{feat}" if feat >= 0 else None)
+            else:
+                inds = [f"b{lvl - 1},{2 * j}", f"b{lvl - 1},{2 * j + 1}"]
+            out = f"b{lvl},{j}" if lvl < k - 1 else ("label" if ttn.n_labels else None)
+            inds.append(out)
+            # padding legs read e0, a trivial root leg is dimension 1: slice both away
+            index = tuple(0 if ix is None else slice(None) for ix in inds)
+            tags = {"TTN", f"LEVEL{lvl}", f"NODE{lvl},{j}"}
+            tensors.append(
+                qtensor.Tensor(data[index], inds=[ix for ix in inds if ix is not None], tags=tags)
+            )
+    return qtensor.TensorNetwork(tensors)
+
+
+def ttn_entanglement_entropy(ttn: TTN) -> list[np.ndarray]:
+    """Von Neumann entropy (natural log) across every tree bond, level by level.
+
+    Entry j of level l (0 <= l <= K-2) is the entropy between the leaves under
+    node (l, j) and all other leaves (the label leg, if any, counted with the
+    rest), for the normalised state. Computed from the canonical form toward
+    the root: the subtree states are orthonormal, so the reduced density matrix
+    on a bond is the top-down environment.
+    """
+    layers = tuple(np.asarray(a, np.complex128 if np.iscomplexobj(a) else np.float64)
+                   for a in ttn.layers)  # fmt: skip
+    t = ttn_canonicalize(TTN(layers), normalize=True)
+    levels = t.levels()
+    lab = levels[-1].shape[3]
+    dens = np.eye(lab, dtype=levels[-1].dtype)[None]  # (1, L, L) above the root
+    out: list[np.ndarray] = []
+    for lvl in range(len(levels) - 1, 0, -1):
+        tt = levels[lvl]
+        x = np.einsum("jabc,jcd->jabd", tt, dens)
+        dl = np.einsum("jabd,jxbd->jax", x, tt.conj())
+        dr = np.einsum("jabd,jayd->jby", x, tt.conj())
+        dens = np.stack([dl, dr], axis=1).reshape(-1, *dl.shape[1:])  # children in order
+        out.append(_entropies(dens))
+    return out[::-1]
+
+
+def _entropies(dens: np.ndarray) -> np.ndarray:
+    dens = 0.5 * (dens + np.conj(np.swapaxes(dens, 1, 2)))
+    tr = np.real(np.trace(dens, axis1=1, axis2=2))
+    lam = np.linalg.eigvalsh(dens / np.where(tr > 0, tr, 1)[:, None, None])
+    lam = np.clip(lam, 0, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(lam > 1e-15, -lam * np.log(lam), 0.0)
+    return terms.sum(axis=1)
 
 
 def plot_entanglement(entropies, *, ax=None, bond_dim: int | None = None, label=None):

@@ -265,7 +265,9 @@ def random_mps(
         c = rng.normal(size=shape)
         if complex:
             c = c + 1j * rng.normal(size=shape)
-        cores.append(c)
+        # variance 1/(d D_right) keeps the expected squared norm at 1 site by site (the
+        # normalised state is unchanged), so long chains do not overflow while canonicalising
+        cores.append(c / np.sqrt(d * dims[i + 1] * (2 if complex else 1)))
     return normalize(canonicalize(pack(cores, center=0, bond_dim=chi), 0))
 
 

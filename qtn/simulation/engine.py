@@ -24,15 +24,10 @@ from qtn._jax import x64_if
 from qtn.circuit import PAULI, Circuit
 from qtn.noise import NoiseModel
 from qtn.simulation import sampling
+from qtn.simulation.memory import default_memory_limit, parse_bytes, too_large
 from qtn.simulation.network import InitialState, build_network, mps_cores
-from qtn.simulation.plan import (
-    DTYPES,
-    Plan,
-    check_optimizer,
-    default_memory_limit,
-    get_plan,
-    parse_bytes,
-)
+from qtn.simulation.plan import DTYPES, Plan, check_optimizer, get_plan
+from qtn.simulation.search import AutoPlanner
 
 __all__ = ["Simulator", "simulate", "defer_measurements"]
 
@@ -139,7 +134,7 @@ class Simulator:
             self._max_memory = default_memory_limit(self.interface)
         return self._max_memory
 
-    def plan(self, name: str, *args) -> Plan:
+    def plan(self, name: str, *args, _results: int = 0) -> Plan:
         """The (cached) :class:`~qtn.simulation.plan.Plan` of quantity ``(name, *args)``.
 
         Planning ahead separates the tree search from the first call, e.g.
@@ -147,7 +142,7 @@ class Simulator:
         """
         quantity = (name, *args)
         opt = self._optimizer
-        opt_key = opt if opt is None or isinstance(opt, str) else ("object", id(opt))
+        opt_key = opt if opt is None or isinstance(opt, str | AutoPlanner) else ("object", id(opt))
         state = self.initial_state
         key = (self._net_circuit.structure_key(), (state.kind, state.digest), quantity,
                self.dtype, self.max_memory, opt_key)  # fmt: skip
@@ -159,6 +154,7 @@ class Simulator:
             optimizer=opt,
             cache_dir=self._cache_dir,
             what=f"{name!r} ({self.circuit.n_qubits} qubits)",
+            results=_results,
         )
 
     # ------------------------------------------------------------------ inputs
@@ -199,23 +195,74 @@ class Simulator:
     def _run(self, name, args, params, data, state=None, bra=None):
         p, x, (s, batched) = self._inputs(params, data, state)
         flags = (*batched, False, False)
+        inputs = [p, x, s]
+        size = next((a.shape[0] for a, b in zip(inputs, batched) if b), None)
+        what = f"{name!r} of {self.circuit.n_qubits} qubits"
         with x64_if(DTYPES[self.dtype][1]):
-            plan = self.plan(name, *args)
-            fn = plan.function(flags, self.interface)
-            inputs = [p, x, s]
-            size = next((a.shape[0] for a, b in zip(inputs, batched) if b), 1)
-            chunk = max(1, int(self.max_memory // max(plan.peak_bytes, 1)))
-            if size <= chunk or self.interface == "numpy":
-                return np.asarray(fn(p, x, s, bra, None))
+            plan = self.plan(name, *args, _results=2 * (size or 1))
+            chunk = self._chunk(plan, flags, size or 1, what)
+            if self.interface == "numpy":
+                return np.asarray(plan.function(flags, "numpy")(p, x, s, bra, None))
+            run, chunk = self._executable(plan, flags, inputs, bra, size, chunk, what)
+            if size is None or size <= chunk:
+                return np.asarray(run(p, x, s, bra, None))
             # a batch that does not fit at once: equal chunks (the last one padded), one compile
-            parts = []
+            out = None
             for lo in range(0, size, chunk):
                 sl = [a[lo : lo + chunk] if b else a for a, b in zip(inputs, batched)]
                 m = next(a.shape[0] for a, b in zip(sl, batched) if b)
                 sl = [np.concatenate([a, np.repeat(a[-1:], chunk - m, 0)]) if b and m < chunk
                       else a for a, b in zip(sl, batched)]  # fmt: skip
-                parts.append(np.asarray(fn(*sl, bra, None))[:m])
-            return np.concatenate(parts)
+                part = np.asarray(run(*sl, bra, None))[:m]
+                if out is None:
+                    out = np.empty((size, *part.shape[1:]), part.dtype)
+                out[lo : lo + m] = part
+            return out
+
+    def _results_bytes(self, plan: Plan, size: int) -> int:
+        """The results of ``size`` inputs on the host, with one processed copy."""
+        return 2 * size * plan.program.output_bytes
+
+    def _chunk(self, plan: Plan, flags: tuple, size: int, what: str) -> int:
+        """How many inputs one call may take, by the program's memory model: the results
+        of the whole batch must fit ``max_memory`` with one chunk's contraction."""
+        prog = plan.program
+        limit = self.max_memory
+        results = self._results_bytes(plan, size)
+        if results > limit:
+            raise too_large(f"the results of {what} for {size} inputs", results, limit,
+                            "pass fewer inputs per call, or raise max_memory")  # fmt: skip
+        if self.interface == "numpy":
+            need = prog.peak_bytes(1) + results
+            if need > limit:
+                raise too_large(f"the {what} contraction with its results", need, limit)
+            return size
+        vflags = plan.variable_flags(flags)
+        chunk = prog.max_batch(limit - results, vflags)
+        if chunk < 1:
+            need = prog.peak_bytes(1, vflags) + results
+            raise too_large(f"the {what} contraction with its results", need, limit,
+                            "pass fewer inputs per call, or raise max_memory")  # fmt: skip
+        return chunk
+
+    def _executable(self, plan: Plan, flags, inputs, bra, size, chunk, what):
+        """The compiled contraction for chunks of ``chunk`` inputs, shrunk until XLA's own
+        memory count (constants, inputs, output, temporaries) fits with the results."""
+        budget = self.max_memory - self._results_bytes(plan, size or 1)
+        batched = flags[:3]
+        for _ in range(4):
+            n = None if size is None else min(size, chunk)
+            args = [a if not b else a[:n] for a, b in zip(inputs, batched)]
+            exe = plan.executable(flags, (*args, bra, None))
+            used = exe.device_bytes()
+            if used is None or used <= budget:
+                return exe, (chunk if n is None else n)
+            if n is None or n == 1:
+                break
+            chunk = max(1, int(n * budget / used * 0.95))
+        raise too_large(f"the {what} contraction with its results (XLA's count)",
+                        used + self.max_memory - budget, self.max_memory,
+                        "pass fewer inputs per call, or raise max_memory")  # fmt: skip
 
     def _need_pure(self, what: str):
         if not self.is_pure:
@@ -252,9 +299,16 @@ class Simulator:
         Readout errors of the noise model are applied.
         """
         qubits = self._qubits(qubits)
-        out = self._run("probs", (qubits,), params, data, state)
-        lead = out.shape[: out.ndim - len(qubits)]
-        p = np.real(out).reshape(*lead, 2 ** len(qubits))
+        n = self.circuit.n_qubits
+        if self.is_pure and len(qubits) == n:  # |amplitudes|^2: half the network of the marginal
+            amp = self._run("state", (), params, data, state)
+            k = amp.ndim - n
+            p = amp.real**2 + amp.imag**2
+            p = np.transpose(p, (*range(k), *[k + q for q in qubits])).reshape(*amp.shape[:k], -1)
+        else:
+            out = self._run("probs", (qubits,), params, data, state)
+            lead = out.shape[: out.ndim - len(qubits)]
+            p = np.real(out).reshape(*lead, 2 ** len(qubits))
         return p if self.noise is None else self.noise.apply_readout(p, qubits)
 
     def expectation(self, paulis, *, params=None, data=None, state=None) -> np.ndarray:
@@ -290,18 +344,12 @@ class Simulator:
         """The full statevector, shape (..., 2**n) (small n, pure states only)."""
         self._need_pure("statevector")
         n = self.circuit.n_qubits
-        if n > 20:
-            raise ValueError(
-                f"statevector of {n} qubits has 2**{n} entries; use probs or amplitude"
-            )
         out = self._phase() * self._run("state", (), params, data, state)
         return out.reshape(*out.shape[: out.ndim - n], 2**n)
 
     def density_matrix(self, *, params=None, data=None, state=None) -> np.ndarray:
         """The full density matrix, shape (..., 2**n, 2**n) (at most 10 qubits)."""
         n = self.circuit.n_qubits
-        if n > 10:
-            raise ValueError(f"density_matrix of {n} qubits has 4**{n} entries; max 10 qubits")
         out = self._run("dm", (), params, data, state)
         return out.reshape(*out.shape[: out.ndim - 2 * n], 2**n, 2**n)
 
@@ -347,23 +395,27 @@ class Simulator:
             p = per_record.apply_readout(p, records)
         return p
 
-    def sample(self, shots: int, qubits=None, *, params=None, data=None, seed=None) -> np.ndarray:
+    def sample(
+        self, shots: int, qubits=None, *, params=None, data=None, state=None, seed=None
+    ) -> np.ndarray:
         """Exact samples of ``qubits`` (default all) for one input: (shots, len(qubits)) of 0/1.
 
         Drawn from the exact marginal distribution (with readout errors), with
         ``numpy.random.default_rng(seed)``; bits are in the order of ``qubits``.
-        Up to 20 qubits the marginal is computed whole; beyond, qubits are
-        sampled in blocks by the chain rule (see :mod:`qtn.simulation.sampling`).
+        A pure circuit is sampled along its exact MPS (all shots at once per
+        qubit); a mixed state by its whole marginal up to 20 qubits, beyond by the
+        chain rule in blocks (see :mod:`qtn.simulation.sampling`).
         """
         if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 1:
             raise ValueError(f"shots must be a positive integer, got {shots!r}")
         qubits = self._qubits(qubits)
-        for name, arr in (("params", params), ("data", data)):
-            if arr is not None and np.ndim(arr) != 1:
+        for name, arr, one in (("params", params, 1), ("data", data, 1), ("state", state, 2)):
+            if arr is not None and np.ndim(arr) != one:
                 raise ValueError(
-                    f"sample takes one input: {name} must be 1-D, got shape {np.shape(arr)}"
+                    f"sample takes one input: {name} must be {one}-D, got shape {np.shape(arr)}"
                 )
-        return sampling.sample(self, int(shots), qubits, params, data, seed)
+        self._inputs(params, data, state)  # validated before anything runs
+        return sampling.sample(self, int(shots), qubits, params, data, seed, state=state)
 
     # ------------------------------------------------------------------ differentiable functions
 

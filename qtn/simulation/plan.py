@@ -1,18 +1,25 @@
 """Contraction plans: searched once per (structure, quantity), cached, compiled, reused.
 
-A :class:`Plan` holds the network of one quantity, its cotengra contraction
-tree (sliced when the estimated peak exceeds the memory limit), the
-expression with every constant tensor baked in, the builder of the variable
-gate tensors, and the compiled functions (per interface and batching). Plans
-live in a process-wide cache keyed by the circuit's structure, the input
-state, the quantity, the dtype, the memory limit and the optimizer, so new
-data or parameters never trigger a new search (:data:`PLAN_STATS` counts
-searches and hits).
+A :class:`Plan` holds the network of one quantity, its contraction path
+(sliced when the estimated peak exceeds the memory limit), the contraction
+:class:`~qtn.simulation.program.Program` with its folded constants, the
+builder of the variable gate tensors, and the compiled functions (per
+interface and batching). Plans live in a process-wide cache keyed by the
+circuit's structure, the input state, the quantity, the dtype, the memory
+limit and the optimizer, so new data or parameters never trigger a new search
+(:data:`PLAN_STATS` counts searches and hits). Paths can also be kept on disk
+(``cache_dir``; see :mod:`qtn.simulation.search`).
+
+Sizes are checked before anything large is allocated or searched at length:
+the result, then every input tensor, then the peak of a greedy path (sliced if
+need be) are compared with ``max_memory``, and a quantity that cannot fit
+raises :class:`qtn.errors.ContractionTooLargeError` naming the estimate and
+the limit; only then does the full search run.
 """
 
 from __future__ import annotations
 
-import os
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,23 +27,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qtn.errors import ContractionTooLargeError
+from qtn.simulation.memory import format_bytes, too_large
 from qtn.simulation.network import Network, gate_tensor_builder
+from qtn.simulation.program import Program, build_program
+from qtn.simulation.search import AutoPlanner, PathCache, optimizer_key, search_path
 
 __all__ = [
     "Plan",
     "PLAN_STATS",
     "clear_plan_cache",
     "get_plan",
-    "parse_bytes",
-    "default_memory_limit",
     "check_optimizer",
     "DTYPES",
+    "ARGS",
 ]
 
-#: number of contraction-tree searches run and plan-cache hits, process-wide
-PLAN_STATS = {"searches": 0, "hits": 0}
+#: number of contraction-path searches run and plan-cache hits, process-wide
+PLAN_STATS = {"searches": 0, "hits": 0, "disk_hits": 0}
 _PLANS: dict = {}
-_MAX_SLICED = 24  # at most 2**24 slices per contraction
+_MAX_SLICES = 2**24  # at most this many slices per contraction
 #: complex dtype -> (complex, matching real) dtype names
 DTYPES = {"complex64": ("complex64", "float32"), "complex128": ("complex128", "float64")}
 #: the per-sample arguments of a compiled function, in order
@@ -58,23 +67,59 @@ class Plan:
         The cache key.
     network
         The :class:`~qtn.simulation.network.Network`.
-    tree
-        The cotengra ``ContractionTree`` (``tree.sliced_inds`` when sliced).
-    peak_bytes
-        Estimated peak memory of one contraction (one sample), constants included.
+    program
+        The :class:`~qtn.simulation.program.Program`: folded constants, steps, memory model.
+    path
+        The SSA contraction path; ``sliced`` the sliced indices.
     search_s
-        Seconds spent building the network and searching the tree.
+        Seconds spent building the network, searching and folding constants.
     """
 
     key: tuple
     network: Network
-    tree: object
-    expr: Callable
-    peak_bytes: int
+    program: Program
+    path: list
+    sliced: tuple
     search_s: float
     dtype: str
     tensors: Callable = field(repr=False, default=None)
     fns: dict = field(repr=False, default_factory=dict)
+    _consts: dict = field(repr=False, default_factory=dict)
+    _exes: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def peak_bytes(self) -> int:
+        """Estimated peak bytes of one contraction (one sample), constants included."""
+        return self.program.peak_bytes(1)
+
+    @property
+    def tree(self):
+        """The path as a cotengra ``ContractionTree`` (``tree.sliced_inds`` when sliced)."""
+        import cotengra as ctg
+
+        net = self.network
+        tree = ctg.ContractionTree.from_path(net.inputs, net.output, net.sizes,
+                                             ssa_path=self.path)  # fmt: skip
+        for ix in self.sliced:
+            tree.remove_ind_(ix)
+        return tree
+
+    def variable_flags(self, batched: tuple) -> tuple:
+        """Which variable tensors carry the batch, given flags per name in :data:`ARGS`."""
+        b = dict(zip(ARGS, batched))
+        out = []
+        for _, kind, payload in self.network.slots:
+            if kind == "gate":
+                from qtn.circuit import Feature
+
+                op, _ = payload
+                data_bound = any(isinstance(a, Feature) for a in op.angles)
+                out.append(b["params"] or (data_bound and b["data"]))
+            elif kind == "proj":
+                out.append(b["bits"])
+            else:
+                out.append(b[kind])
+        return tuple(out)
 
     def arrays(self, theta, x, state, bra, bits, xp):
         """The variable tensors in position order, from one sample's inputs."""
@@ -94,6 +139,27 @@ class Plan:
                 out.append(xp.conj(a) if conj else a)
         return out
 
+    def constants(self, interface: str):
+        """The folded constants for ``interface``: numpy arrays, or JAX arrays put on the
+        default device once (the numpy copies are then released)."""
+        got = self._consts.get(interface)
+        if got is not None:
+            return got
+        if interface == "jax":
+            import jax
+
+            # concrete even when first asked for inside a caller's trace (a jitted loss):
+            # a traced device_put would be cached here and leak
+            with jax.ensure_compile_time_eval():
+                got = [jax.device_put(a) for a in self.program.consts]
+        else:
+            src = self._consts.get("jax")
+            got = list(self.program.consts) if src is None else [np.asarray(a) for a in src]
+        self._consts[interface] = got
+        if interface == "jax":
+            self.program.consts = None  # one copy of the constants, on the device
+        return got
+
     def function(self, batched: tuple, interface: str = "jax") -> Callable:
         """``f(params, data, state, bra, bits)``, vmapped over the arguments flagged in
         ``batched`` (one flag per name in :data:`ARGS`), jitted under JAX."""
@@ -103,24 +169,99 @@ class Plan:
             self.fns[(interface, batched)] = fn
         return fn
 
+    def executable(self, batched: tuple, args: tuple):
+        """The XLA executable of ``function(batched, "jax")`` for arguments shaped like
+        ``args`` (compiled ahead of time, cached by shapes): call it with ``args``, read
+        its ``memory_analysis()``."""
+        import jax
+
+        leaves, tree = jax.tree_util.tree_flatten(list(args))
+        shapes = tuple((np.shape(a), str(getattr(a, "dtype", None) or np.asarray(a).dtype))
+                       for a in leaves)  # fmt: skip
+        key = (batched, str(tree), shapes)
+        exe = self._exes.get(key)
+        if exe is None:
+            top = self.function(batched, "jax").jitted
+            consts = self.constants("jax")
+            compiled = top.lower(consts, *args).compile()
+            exe = _Executable(compiled, consts)
+            self._exes[key] = exe
+        return exe
+
+
+@dataclass
+class _Executable:
+    compiled: object
+    consts: list
+
+    def __call__(self, *args):
+        return self.compiled(self.consts, *args)
+
+    def device_bytes(self) -> int | None:
+        """XLA's own count: arguments (constants and inputs), output and temporaries."""
+        try:
+            m = self.compiled.memory_analysis()
+        except Exception:  # noqa: BLE001 - not every backend reports it
+            return None
+        if m is None:
+            return None
+        return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
+
 
 def _compile_jax(plan: Plan, batched):
     import jax
     import jax.numpy as jnp
 
-    def single(theta, x, state, bra, bits):
-        return plan.expr(*plan.arrays(theta, x, state, bra, bits, jnp), backend="jax")
+    prog = plan.program
+
+    def single(consts, theta, x, state, bra, bits):
+        return prog(consts, plan.arrays(theta, x, state, bra, bits, jnp), jnp)
 
     if any(batched):
-        single = jax.vmap(single, in_axes=tuple(0 if b else None for b in batched))
-    return jax.jit(single)
+        single = jax.vmap(single, in_axes=(None, *(0 if b else None for b in batched)))
+    jitted = jax.jit(single)  # inside a caller's jit (compiler options are top-level only)
+    opts = compiler_options(len(prog.steps))
+    top = jitted if opts is None else jax.jit(single, compiler_options=opts)
+
+    def fn(*args):
+        traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(args))
+        return (jitted if traced else top)(plan.constants("jax"), *args)
+
+    fn.jitted = top  # for ahead-of-time lowering (memory and compile-time measurements)
+    return fn
+
+
+#: programs with at least this many steps compile at XLA backend optimisation level 0 on CPU
+FAST_COMPILE_STEPS = 64
+
+
+def compiler_options(n_steps: int) -> dict | None:
+    """XLA options for a planned expression of ``n_steps`` contractions.
+
+    On CPU, programs of :data:`FAST_COMPILE_STEPS` steps or more compile at LLVM
+    backend optimisation level 0: they are hundreds of ``dot_general`` calls, and
+    measured on the 16-qubit staircase (123 steps) level 0 halves compile time
+    (12 s -> 6 s) at the same warm time, while on a 20-step program it made warm
+    calls 40% slower for 1 s less compile time. ``QTN_XLA_OPT_LEVEL`` forces a level.
+    """
+    import os
+
+    import jax
+
+    level = os.environ.get("QTN_XLA_OPT_LEVEL")
+    if level is not None:
+        return {"xla_backend_optimization_level": int(level)}
+    if jax.default_backend() != "cpu" or n_steps < FAST_COMPILE_STEPS:
+        return None
+    return {"xla_backend_optimization_level": 0}
 
 
 def _compile_numpy(plan: Plan, batched):
     cdt = DTYPES[plan.dtype][0]
+    prog = plan.program
 
     def single(*args):
-        out = plan.expr(*plan.arrays(*args, np), backend="numpy")
+        out = prog(plan.constants("numpy"), plan.arrays(*args, np), np)
         return np.asarray(out, dtype=cdt)
 
     if not any(batched):
@@ -139,8 +280,11 @@ def _compile_numpy(plan: Plan, batched):
 
 
 def check_optimizer(optimizer):
-    """Validate ``optimizer``: None, a preset name, a path optimizer or a factory."""
-    if optimizer is None or isinstance(optimizer, str):
+    """Validate ``optimizer``: None/"auto", an :class:`AutoPlanner`, a cotengra preset name,
+    a path optimizer or a factory."""
+    if optimizer is None or isinstance(optimizer, str | AutoPlanner):
+        if isinstance(optimizer, str) and not optimizer.strip():
+            raise ValueError("optimizer must be a preset name such as 'auto' or 'greedy', got ''")
         return optimizer
     import cotengra as ctg
 
@@ -152,27 +296,10 @@ def check_optimizer(optimizer):
         )
     if not (isinstance(optimizer, ctg.PathOptimizer) or callable(optimizer)):
         raise TypeError(
-            "optimizer must be a preset name, a cotengra path optimizer or a factory, got "
-            f"{type(optimizer).__name__}"
+            "optimizer must be 'auto', a cotengra preset name, a qtn AutoPlanner, a cotengra "
+            f"path optimizer or a factory, got {type(optimizer).__name__}"
         )
     return optimizer
-
-
-def _search(net: Network, optimizer, cache_dir):
-    """One contraction-tree search: a fresh optimizer from a factory, the shared
-    ReusableHyperOptimizer, or a preset/path optimizer through cotengra."""
-    import cotengra as ctg
-
-    opt = optimizer
-    if opt is None:
-        opt = ctg.ReusableHyperOptimizer(
-            max_repeats=32, directory=cache_dir, progbar=False, parallel=False
-        )
-    elif callable(opt) and not isinstance(opt, ctg.PathOptimizer):
-        opt = opt()  # a factory: one fresh (single-use) optimizer per search
-    if isinstance(opt, ctg.HyperOptimizer | ctg.ReusableHyperOptimizer):
-        return opt.search(net.inputs, net.output, net.sizes)
-    return ctg.array_contract_tree(net.inputs, net.output, net.sizes, optimize=opt)
 
 
 def get_plan(
@@ -184,54 +311,47 @@ def get_plan(
     optimizer=None,
     cache_dir=None,
     what: str = "",
+    results: int = 0,
 ) -> Plan:
-    """The cached plan for ``key``, or a new one: build the network, search, slice, compile."""
+    """The cached plan for ``key``, or a new one: build, check sizes, search, slice, fold.
+
+    ``results`` copies of the result are reserved in the first size check (the
+    results a call will hand back), so an oversized batch of results fails before
+    any search.
+    """
     plan = _PLANS.get(key)
     if plan is not None:
         PLAN_STATS["hits"] += 1
         return plan
-    import cotengra as ctg
-
-    PLAN_STATS["searches"] += 1
     t0 = time.perf_counter()
     net = build()
-    tree = _search(net, optimizer, cache_dir)
     itemsize = np.dtype(DTYPES[dtype][0]).itemsize
-    peak = tree.peak_size() * itemsize
-    if peak > max_memory:
-        # inputs stay whole; slice until the intermediates fit the remaining budget
-        target = max((max_memory - net.input_bytes(itemsize)) // (3 * itemsize), 2)
-        try:
-            tree = tree.slice(target_size=target, allow_outer=False)
-        except RuntimeError as exc:  # "Ran out of valid indices to slice"
-            raise ContractionTooLargeError(
-                f"the {what} contraction needs an estimated {peak / 2**20:.4g} MiB and cannot "
-                f"be sliced under max_memory = {max_memory / 2**20:.4g} MiB ({exc})"
-            ) from None
-        peak = tree.peak_size() * itemsize
-        if peak > max_memory or len(tree.sliced_inds) > _MAX_SLICED:
-            raise ContractionTooLargeError(
-                f"the {what} contraction needs an estimated {peak / 2**20:.4g} MiB even after "
-                f"slicing {len(tree.sliced_inds)} indices (at most {_MAX_SLICED}); max_memory "
-                f"is {max_memory / 2**20:.4g} MiB (ask for fewer output qubits, or raise "
-                "max_memory)"
-            )
-    cdt = DTYPES[dtype][0]
-    consts = {p: np.asarray(a, dtype=cdt) for p, a in net.consts.items()}
-    if tree.sliced_inds:
-        expr = _sliced_expression(tree, net, consts)
-    elif net.slots:
-        expr = ctg.array_contract_expression(
-            net.inputs, net.output, net.sizes, optimize=tree, constants=consts
-        )
-    else:  # nothing depends on params, data or states: contract once, now
-        value = ctg.array_contract(
-            [consts[i] for i in range(len(net.inputs))], net.inputs, net.output,
-            size_dict=net.sizes, optimize=tree,
-        )  # fmt: skip
-        expr = lambda *_, backend=None, _v=value: _v  # noqa: E731
+    _check_sizes(net, itemsize, max_memory, what, results)
+    opt_key = optimizer_key(optimizer)
+    disk = PathCache.from_setting(cache_dir) if opt_key is not None else None
+    disk_key = None
+    found = None
+    if disk is not None:
+        disk_key = PathCache.key(net.inputs, net.output, net.sizes, opt_key, (dtype, max_memory))
+        found = disk.get(disk_key)
+    if found is not None:
+        PLAN_STATS["disk_hits"] += 1
+        path, sliced = found
+    else:
+        PLAN_STATS["searches"] += 1
+        if optimizer is None or optimizer == "auto" or isinstance(optimizer, AutoPlanner):
+            # fail fast: a cheap greedy path (sliced if need be) must fit before searching
+            quick = search_path(net.inputs, net.output, net.sizes, "greedy")
+            _fit(net, quick, dtype, max_memory, what)
+        path = search_path(net.inputs, net.output, net.sizes, optimizer)
+        path, sliced = _fit(net, path, dtype, max_memory, what)
+        if disk is not None:
+            disk.put(disk_key, path, sliced)
+    consts = {p: a for p, a in net.consts.items()}
+    program = build_program(net.inputs, net.output, net.sizes, path, consts=consts,
+                            sliced=sliced, dtype=DTYPES[dtype][0])  # fmt: skip
     plan = Plan(
-        key=key, network=net, tree=tree, expr=expr, peak_bytes=int(peak),
+        key=key, network=net, program=program, path=path, sliced=tuple(sliced),
         search_s=time.perf_counter() - t0, dtype=dtype,
         tensors=gate_tensor_builder(net.gate_slots),
     )  # fmt: skip
@@ -239,96 +359,67 @@ def get_plan(
     return plan
 
 
-def _sliced_expression(tree, net: Network, consts: dict):
-    """``expr(*variable_arrays, backend)`` for a sliced tree: the slices are summed exactly.
-
-    Under JAX the sum is a ``lax.scan`` over slice numbers (each slice selected
-    with dynamic indexing), so compile time and memory do not grow with the
-    number of slices; numpy uses cotengra's own sliced contraction.
-    """
-    variable_pos = [pos for pos, _, _ in net.slots]
-    sliced = list(tree.sliced_inds)
-    n_slices = int(np.prod([net.sizes[ix] for ix in sliced]))
-
-    def full(arrays):
-        out = [None] * len(net.inputs)
-        for pos, arr in consts.items():
-            out[pos] = arr
-        for pos, arr in zip(variable_pos, arrays):
-            out[pos] = arr
-        return out
-
-    def expr(*arrays, backend="jax"):
-        if backend != "jax":
-            return tree.contract(full(arrays), backend="numpy")
-        import jax
-        import jax.numpy as jnp
-
-        everything = [jnp.asarray(a) for a in full(arrays)]
-        dims = [net.sizes[ix] for ix in sliced]
-
-        def body(acc, s):
-            values, rest = {}, s
-            for ix, d in zip(reversed(sliced), reversed(dims)):
-                values[ix], rest = rest % d, rest // d
-            parts = []
-            for term, arr in zip(tree.inputs, everything):
-                for ax in reversed(range(len(term))):
-                    if term[ax] in values:
-                        arr = jax.lax.dynamic_index_in_dim(arr, values[term[ax]], ax, False)
-                parts.append(arr)
-            return acc + tree.contract_core(parts, backend="jax", autojit=False), None
-
-        out_shape = tuple(net.sizes[ix] for ix in tree.output)
-        zero = jnp.zeros(out_shape, everything[0].dtype)
-        return jax.lax.scan(body, zero, jnp.arange(n_slices))[0]
-
-    return expr
+def _check_sizes(net: Network, itemsize: int, limit: int, what: str, results: int = 0) -> None:
+    """The result (with ``results`` more copies) and every input tensor must fit."""
+    out = math.prod(net.sizes[ix] for ix in net.output) * itemsize * (1 + results)
+    if out > limit:
+        copies = f", with {results} copies for the results," if results else ""
+        raise too_large(f"the {what} result{copies} ({len(net.output)} open indices)", out,
+                        limit, "ask for fewer qubits or inputs, or raise max_memory")  # fmt: skip
+    for p, term in enumerate(net.inputs):
+        size = math.prod(net.sizes[ix] for ix in term) * itemsize
+        if size > limit:
+            raise too_large(
+                f"a dense tensor of the {what} network (input {p}, {len(term)} indices: a large "
+                "unitary, channel or MPS core)", size, limit,
+            )  # fmt: skip
 
 
-# ----------------------------------------------------------------------------- memory
+def _fit(net: Network, path, dtype: str, limit: int, what: str):
+    """``(path, sliced)`` whose program fits ``limit`` (slicing if need be), else raise."""
+    cdt = DTYPES[dtype][0]
 
+    def peak(sliced):
+        prog = build_program(net.inputs, net.output, net.sizes, path, consts=net.consts,
+                             sliced=sliced, dtype=cdt, fold=False)  # fmt: skip
+        return max(prog.peak_bytes(1), prog.fold_bytes)
 
-def default_memory_limit(interface: str) -> int:
-    """Half the accelerator's memory under JAX on a GPU, else half the physical RAM."""
-    if interface == "jax":
-        import jax
-
-        dev = jax.devices()[0]
-        if dev.platform != "cpu":
-            stats = dev.memory_stats() or {}
-            if "bytes_limit" in stats:
-                return int(stats["bytes_limit"]) // 2
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8 * 2**30
-
-
-def parse_bytes(value) -> int:
-    """Bytes from a positive number or a string like ``"2GB"`` / ``"512 MiB"``."""
-    if isinstance(value, str):
-        units = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
-                 "KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40, "B": 1}  # fmt: skip
-        v = value.strip().upper().replace(" ", "")
-        for u, f in units.items():
-            if v.endswith(u):
-                try:
-                    number = float(v[: -len(u)])
-                except ValueError:
-                    break
-                if not np.isfinite(number) or number <= 0:
-                    raise ValueError(f"max_memory must be positive, got {value!r}")
-                return int(number * f)
-        raise ValueError(
-            f"max_memory must be a number of bytes or a string like '2GB' (units B, KB, MB, GB, "
-            f"TB, KiB, MiB, GiB, TiB), got {value!r}"
+    need = peak(())
+    if need <= limit:
+        return path, ()
+    if need > limit * _MAX_SLICES:  # no slicing helps: each sliced index at best halves the peak
+        raise ContractionTooLargeError(
+            f"the {what} contraction needs an estimated {format_bytes(need)} ({int(need):,} "
+            f"bytes), more than max_memory = {format_bytes(limit)} ({int(limit):,} bytes) times "
+            f"the {_MAX_SLICES:,} slices qtn allows; ask for fewer output qubits, or a "
+            "shallower circuit"
         )
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float | np.integer | np.floating)
-        or not np.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"max_memory must be a positive number of bytes, got {value!r}")
-    return int(value)
+    import cotengra as ctg
+
+    itemsize = np.dtype(cdt).itemsize
+    tree = ctg.ContractionTree.from_path(net.inputs, net.output, net.sizes, ssa_path=path)
+    target = max(limit // (4 * itemsize), 2)
+    sliced, best = (), need
+    for _ in range(12):  # lower cotengra's size target until the whole program fits
+        try:
+            st = tree.slice(target_size=target, allow_outer=False, seed=0)
+        except (RuntimeError, KeyError, ValueError):
+            break  # cotengra ran out of valid indices to slice
+        cand = tuple(st.sliced_inds)
+        n_slices = math.prod(net.sizes[ix] for ix in cand)
+        if n_slices > _MAX_SLICES:
+            break
+        got = peak(cand)
+        if got < best:
+            sliced, best = cand, got
+        if got <= limit:
+            return path, cand
+        if target <= 2:
+            break
+        target = max(target // 2, 2)
+    raise ContractionTooLargeError(
+        f"the {what} contraction needs an estimated {format_bytes(need)} ({int(need):,} bytes) "
+        f"unsliced and {format_bytes(best)} at best with "
+        f"{len(sliced)} sliced indices, more than max_memory = {format_bytes(limit)} "
+        f"({int(limit):,} bytes); ask for fewer output qubits, or raise max_memory"
+    )

@@ -4,6 +4,8 @@
 - ``fit.py``: :class:`FitConfig` (validated), the method registry and :func:`fit`.
 - ``gradient.py``: jitted optax epochs from any ``forward(params, phi)``.
 - ``sweep.py``: two-site sweeps of MPS classifiers on the MPS core.
+- ``born_sweep.py``: canonical two-site NLL sweeps of MPS Born machines (Z exact).
+- ``tree_sweep.py``: one-tensor sweeps of TTN classifiers with cached environments.
 - ``evaluate.py``: the one chunked evaluation loop, shared with prediction.
 """
 

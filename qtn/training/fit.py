@@ -3,10 +3,13 @@
 :func:`fit` takes a model's forward function ``forward(params, phi) ->
 (fhat, log_norm)`` (one sample), its initial parameters, the data and a
 :class:`FitConfig`, and runs epochs of a training *method* from a registry
-(:func:`register_method`): ``"gradient"`` (jitted optax epochs over shuffled
-minibatches, for any model) and ``"sweep"`` (two-site DMRG-style updates of an
-MPS classifier). The loop keeps the history, evaluates validation data, stops
-early or at a time limit, guards against NaN, and shows a tqdm bar.
+(:func:`register_method`): ``"gradient"`` (jitted optax epochs over
+shuffled minibatches, for any model), ``"sweep"`` (two-site DMRG-style updates
+of an MPS classifier), ``"born_sweep"`` (two-site NLL updates of an MPS Born
+machine kept canonical, so Z is exact) and ``"tree_sweep"`` (one-tensor
+updates of a TTN classifier with cached environments). The loop keeps the
+history, evaluates validation data, stops early or at a time limit, guards
+against NaN, and shows a tqdm bar.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ import numpy as np
 import optax
 
 from qtn.errors import NonFiniteError
+from qtn.training.born_sweep import born_sweep_epoch, born_sweep_init, check_one_hot
 from qtn.training.evaluate import evaluate
 from qtn.training.gradient import batch_indices, make_epoch
 from qtn.training.losses import get_loss, list_losses
-from qtn.training.sweep import sweep_epoch, sweep_init
+from qtn.training.sweep import QUADRATIC_LOSSES, env_memory_bytes, sweep_epoch, sweep_init
+from qtn.training.tree_sweep import tree_sweep_epoch, tree_sweep_init
 
 __all__ = [
     "FitConfig",
@@ -92,7 +97,8 @@ class FitConfig:
     """Settings of :func:`fit`, validated at construction; defaults equal the estimators'.
 
     ``learning_rate=None`` and ``max_epochs=None`` take the method's defaults:
-    gradient ``min(1e-3, 0.032 / bond_dim)`` and 30 epochs, sweeps 1e-4 and 5.
+    gradient ``min(1e-3, 0.032 / bond_dim)`` and 30 epochs, sweeps 1e-4 (100 with a
+    quadratic loss: the proximal step size) and 5.
     See :class:`qtn.MPSClassifier` for the meaning of every field.
     """
 
@@ -298,21 +304,106 @@ def _sweep_init(forward, params, phi, y, w, config, rng):
         raise ValueError("method='sweep' needs at least 2 features (sites) to form a bond")
     if not get_loss(config.loss).supervised:
         raise ValueError(f"method='sweep' needs a classifier loss, got {config.loss!r}")
-    return sweep_init(params, phi, y)
+    need = env_memory_bytes(phi.shape[0], params.network.n_sites, params.network.bond_dim,
+                            jnp.dtype(phi.dtype).itemsize)  # fmt: skip
+    avail = _physical_memory()
+    if avail and need > 0.6 * avail:
+        raise MemoryError(
+            f"method='sweep' caches about {need / 2**30:.1f} GiB of environments "
+            f"({phi.shape[0]} samples x {params.network.n_sites} sites x bond_dim "
+            f"{params.network.bond_dim}), more than 60% of this machine's "
+            f"{avail / 2**30:.1f} GiB; train on fewer samples, lower bond_dim, or use "
+            "method='gradient'"
+        )
+    return sweep_init(params, phi, y, w)
+
+
+def _physical_memory() -> int | None:
+    try:
+        import os
+
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not on POSIX
+        return None
+
+
+#: step size of the proximal update of sweeps with a quadratic loss (learning_rate=None)
+SWEEP_QUADRATIC_LR = 100.0
 
 
 def _sweep_epoch(forward, params, state, phi, y, w, config, rng):
+    quadratic = config.loss in QUADRATIC_LOSSES
     lr = config.resolved_learning_rate(params)
+    if quadratic and config.learning_rate is None:
+        lr = SWEEP_QUADRATIC_LR
     params, state, _ = sweep_epoch(
-        params, state, phi, y, loss=config.loss, learning_rate=lr, cutoff=config.cutoff,
-        local_steps=config.local_steps, batch_size=config.batch_size, rng=rng,
+        params, state, loss=config.loss, learning_rate=lr, cutoff=config.cutoff,
+        local_steps=config.local_steps, batch_size=config.batch_size, l2=float(config.l2),
+        rng=rng,
     )  # fmt: skip
     loss, acc = evaluate(forward, params, phi, y, config.loss, weights=w)
-    return params, state, {"loss": loss, "accuracy": acc, "bond_ranks": state.ranks,
-                           "max_discarded_weight": state.max_discarded}  # fmt: skip
+    return params, state, {
+        "loss": loss, "accuracy": acc, "bond_ranks": state.ranks,
+        "max_discarded_weight": state.max_discarded, "local_loss": state.local_loss,
+        "local_solver": "conjugate_gradient" if quadratic else "adam", "learning_rate": lr,
+    }  # fmt: skip
 
 
 register_method(Method("sweep", _sweep_init, _sweep_epoch, 5, lambda params: 1e-4))
+
+
+# ----------------------------------------------------------------------------- Born-machine sweep
+
+
+def _born_sweep_init(forward, params, phi, y, w, config, rng):
+    from qtn.models import MPS
+
+    if not isinstance(params, MPS) or params.n_labels is not None:
+        raise ValueError("method='born_sweep' trains MPS Born machines (an MPS without a label)")
+    if params.n_sites < 2:
+        raise ValueError("method='born_sweep' needs at least 2 sites to form a bond")
+    if config.loss != "unsupervised_nll":
+        raise ValueError(f"method='born_sweep' minimises 'unsupervised_nll', got {config.loss!r}")
+    check_one_hot(phi)
+    return born_sweep_init(params, phi, w)
+
+
+def _born_sweep_epoch(forward, params, state, phi, y, w, config, rng):
+    params, state, loss = born_sweep_epoch(
+        params, state, phi, w, learning_rate=config.resolved_learning_rate(params),
+        cutoff=config.cutoff, local_steps=config.local_steps, progress=config.verbose >= 2,
+    )  # fmt: skip
+    return params, state, {"loss": loss, "accuracy": None, "bond_ranks": state.ranks,
+                           "max_discarded_weight": state.max_discarded}  # fmt: skip
+
+
+register_method(Method("born_sweep", _born_sweep_init, _born_sweep_epoch, 10, lambda p: 0.05))
+
+
+# ----------------------------------------------------------------------------- tree sweep
+
+
+def _tree_sweep_init(forward, params, phi, y, w, config, rng):
+    from qtn.models import TTN, ClassifierParams
+
+    if not isinstance(params, ClassifierParams) or not isinstance(params.network, TTN):
+        raise ValueError("method='tree_sweep' trains TTN classifiers (ClassifierParams of a TTN)")
+    if not get_loss(config.loss).supervised:
+        raise ValueError(f"method='tree_sweep' needs a classifier loss, got {config.loss!r}")
+    return tree_sweep_init(params, phi, y)
+
+
+def _tree_sweep_epoch(forward, params, state, phi, y, w, config, rng):
+    params, state, _ = tree_sweep_epoch(
+        params, state, phi, y, w, loss=config.loss,
+        learning_rate=config.resolved_learning_rate(params), local_steps=config.local_steps,
+        batch_size=config.batch_size, rng=rng,
+    )  # fmt: skip
+    loss, acc = evaluate(forward, params, phi, y, config.loss, weights=w)
+    return params, state, {"loss": loss, "accuracy": acc}
+
+
+register_method(Method("tree_sweep", _tree_sweep_init, _tree_sweep_epoch, 5, lambda p: 1e-2))
 
 
 # ----------------------------------------------------------------------------- optimizer
