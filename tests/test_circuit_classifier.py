@@ -134,7 +134,7 @@ def test_reused_8x8_circuit_needs_few_qubits(structure, n, wires):
 
 @pytest.mark.parametrize(
     "structure,n,wires",
-    [("mps", 16, 2), ("tree", 16, 5),
+    [("mps", 16, 2), pytest.param("tree", 16, 5, marks=pytest.mark.slow),
      pytest.param("mps", 64, 2, marks=pytest.mark.slow),
      pytest.param("tree", 64, 7, marks=pytest.mark.slow)],
 )  # fmt: skip
@@ -202,6 +202,7 @@ def test_gradient_training_on_a_tiny_pair_beats_chance(pair_4x4, trained_tree):
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_spsa_training_lowers_the_hinge_loss_and_beats_chance(pair_4x4):
     Xtr, ytr, Xte, yte = pair_4x4
     clf = qtn.CircuitClassifier("tree", method="spsa", max_epochs=12, batch_size=25,
@@ -219,19 +220,40 @@ def test_spsa_minimises_a_quadratic():
         SPSAConfig(gamma=1.5)
 
 
-def test_warm_start_from_an_mps_classifier(pair_4x4):
+def test_warm_start_blocks_are_the_completed_canonical_cores(x64):
+    """Each block's rows with the discarded qubit in |0> are the left-canonical core."""
+    import jax
+
+    from qtn.models import canonicalize, init_mps_classifier
+
+    n = 6
+    net = init_mps_classifier(jax.random.key(3), n, 2, 2, label_site=n - 1, init_std=0.5,
+                              dtype=np.float64).network  # fmt: skip
+    lay = CircuitLayout("mps", n)
+    angles = warm_start_angles(net, lay)
+    cores = [np.asarray(c) for c in canonicalize(net, n - 1).cores()]
+    for j in range(1, n - 2):  # the middle blocks: exact co-isometries
+        u = block_matrix(angles[15 * j : 15 * (j + 1)])
+        m = cores[j + 1].reshape(4, 2).T  # rows: next bond; columns: (bond, pixel)
+        top = u[[0, 1], :]  # discarded qubit (the first) in |0>
+        phase = np.vdot(m.ravel(), top.ravel())
+        np.testing.assert_allclose(top, phase / abs(phase) * m, atol=1e-8)
+
+
+@pytest.mark.slow
+def test_warm_start_from_an_mps_classifier_helps_training(pair_4x4):
     Xtr, ytr, Xte, yte = pair_4x4
     mps = qtn.MPSClassifier(bond_dim=2, label_site=15, loss="nll", max_epochs=6,
                             learning_rate=0.01, random_state=0).fit(Xtr, ytr)  # fmt: skip
-    lay = CircuitLayout("mps", 16)
-    angles = warm_start_angles(mps.params_.network, lay)
-    assert angles.shape == (lay.n_params,)
-    warm = qtn.CircuitClassifier("mps", init="mps", max_epochs=1, learning_rate=1e-6,
-                                 random_state=0).fit(Xtr, ytr, init_model=mps)  # fmt: skip
-    cold = qtn.CircuitClassifier("mps", max_epochs=1, learning_rate=1e-6,
-                                 random_state=0).fit(Xtr, ytr)  # fmt: skip
-    # before training, the warm start is already a classifier; a random start is not
-    assert warm.score(Xte, yte) > 0.75 > cold.score(Xte, yte)
+    kw = dict(max_epochs=3, learning_rate=0.05, random_state=0)
+    warm = qtn.CircuitClassifier("mps", init="mps", **kw).fit(Xtr, ytr, init_model=mps)
+    cold = qtn.CircuitClassifier("mps", **kw).fit(Xtr, ytr)
+    assert "warm_start_seconds" in warm.fit_info_
+    assert warm.score(Xte, yte) > cold.score(Xte, yte)
+
+
+def test_warm_start_needs_the_mps_layout(pair_4x4):
+    Xtr, ytr, _, _ = pair_4x4
     with pytest.raises(ValueError, match="structure='mps' and bond_qubits=1"):
         qtn.CircuitClassifier("tree", init="mps", max_epochs=1).fit(Xtr, ytr)
 
