@@ -13,8 +13,8 @@ learned state ends in ``_``.
 
 from qtn.estimators.base import TNClassifier, TNEstimator
 from qtn.estimators.born import BornMachine
-from qtn.estimators.generative import TNGenerative
 from qtn.estimators.circuit import CircuitClassifier
+from qtn.estimators.generative import TNGenerative
 from qtn.estimators.mps import MPSClassifier
 from qtn.estimators.ttn import TTNClassifier
 
