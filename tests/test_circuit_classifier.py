@@ -273,7 +273,7 @@ def test_noise_sweeps_are_monotone_in_the_exact_limit(pair_4x4, trained_tree):
     base = np.abs(trained_tree.predict_proba(X)[:, 1] - 0.5).mean()
     for name, make in sweeps.items():
         bias = [base]
-        for s in (0.02, 0.05, 0.1, 0.2):
+        for s in (0.05, 0.2):
             p1 = trained_tree.predict_proba(X, noise=make(s))[:, 1]
             bias.append(np.abs(p1 - 0.5).mean())
         assert np.all(np.diff(bias) < 0), (name, bias)
