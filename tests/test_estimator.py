@@ -104,6 +104,7 @@ def test_random_state_reproducible(digits_split):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # a 2x2 grid with 3-fold CV (about a minute); the scaler grid search stays
 def test_string_labels_pipeline_grid_search_cv():
     X, y = load_digits(flatten=True)
     mask = np.isin(y, [3, 5])
