@@ -54,6 +54,7 @@ _LAZY = {
     "angle_encoding": "qtn.features",
     # models and estimators
     "MPSClassifier": "qtn.estimators",
+    "CircuitClassifier": "qtn.estimators",
     "TTNClassifier": "qtn.estimators",
     "BornMachine": "qtn.estimators",
     "MPS": "qtn.models",
@@ -144,7 +145,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         NonFiniteError,
         QtnError,
     )
-    from qtn.estimators import BornMachine, MPSClassifier, TTNClassifier
+    from qtn.estimators import BornMachine, CircuitClassifier, MPSClassifier, TTNClassifier
     from qtn.execution import finetune, run
     from qtn.export import from_qiskit
     from qtn.features import (

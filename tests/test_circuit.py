@@ -41,7 +41,7 @@ def to_qiskit(c: Circuit, params=None, data=None) -> QuantumCircuit:
             qc.measure(op.qubit, op.clbit)
         elif name in ("Reset", "Discard"):
             qc.reset(op.qubit)
-        elif op.name in ("su4", "unitary", "iswap") or len(op.qubits) > 2:
+        elif op.name in ("su4", "kak", "unitary", "iswap") or len(op.qubits) > 2:
             qc.unitary(op.numeric_matrix(params, data), list(reversed(op.qubits)))
         else:
             angles = [resolve(a, params, data) for a in op.angles]

@@ -118,6 +118,18 @@ class GateBuilders:
             angles = [Trainable(start + i) for i in range(15)]
         return self.gate("su4", *angles, qubit1, qubit2)
 
+    def kak(self, qubit1, qubit2, *, start: int | None = None, angles=None):
+        """The native 3-CX SU(4) block (15 angles; CX, U3, RY, RZ on export).
+
+        Give either ``start`` (trainable angles ``start .. start+14``) or ``angles``.
+        """
+        if (start is None) == (angles is None):
+            raise ValueError("kak takes exactly one of start= (trainable slots) or angles=")
+        if angles is None:
+            _check_index("start", start)
+            angles = [Trainable(start + i) for i in range(15)]
+        return self.gate("kak", *angles, qubit1, qubit2)
+
     # -- the rest of Qiskit's standard gate library
     def ch(self, control_qubit, target_qubit):
         return self.gate("ch", control_qubit, target_qubit)

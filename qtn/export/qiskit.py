@@ -170,6 +170,18 @@ def to_qiskit(circuit: Circuit, *, params=None, data=None, noise=None, name: str
                 qc.rzz(-2 * ang[8], a, b)
                 qc.u(*ang[0:3], a)
                 qc.u(*ang[3:6], b)
+            elif op.name == "kak":  # the native 3-CX SU(4) block, gate by gate
+                a, b = op.qubits
+                qc.u(*ang[0:3], a)
+                qc.u(*ang[3:6], b)
+                qc.cx(b, a)
+                qc.rz(ang[6], a)
+                qc.ry(ang[7], b)
+                qc.cx(a, b)
+                qc.ry(ang[8], b)
+                qc.cx(b, a)
+                qc.u(*ang[9:12], a)
+                qc.u(*ang[12:15], b)
             elif all(isinstance(v, float) for v in ang):
                 m = np.asarray(GATES[op.name].matrix(*ang), dtype=complex)
                 qc.unitary(m, list(reversed(op.qubits)), label=op.name)
