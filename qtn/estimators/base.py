@@ -198,6 +198,7 @@ class TNEstimator(BaseEstimator):
         return np.asarray(self._fmap()(np.asarray(X, dtype), validate=False), dtype)
 
     def _check_X(self, X, *, reset: bool = False):
+        _refuse_text_or_complex(X)
         return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
 
     # -- inference
@@ -335,6 +336,24 @@ class TNEstimator(BaseEstimator):
         return est
 
 
+def _refuse_text_or_complex(X) -> None:
+    """Name X in the two errors scikit-learn's validation words without it (its own texts
+    kept, which its estimator checks match): text and complex values."""
+    if isinstance(X, str):
+        raise ValueError(f"X must be a 2-D array of real numbers, got the string {X!r}")
+    kind = getattr(getattr(X, "dtype", None), "kind", None)
+    if kind is None and isinstance(X, list | tuple):
+        try:
+            kind = np.asarray(X).dtype.kind
+        except ValueError:  # ragged: scikit-learn's validation says so
+            kind = None
+    if kind in ("U", "S"):
+        raise ValueError("X must be real numbers, got strings (could not convert string to "
+                         "float)")  # fmt: skip
+    if kind == "c":
+        raise ValueError("X must be real numbers: Complex data not supported")
+
+
 def _field(header: dict, name: str, kind, path):
     if name not in header:
         raise FormatError(f"{path}: header field {name!r} is missing")
@@ -402,6 +421,7 @@ class TNClassifier(ClassifierMixin, TNEstimator):
         config = self._validate_params()
         warm = bool(getattr(self, "warm_start", False)) and hasattr(self, "params_")
         old = (self.n_features_in_, self.classes_) if warm else None
+        _refuse_text_or_complex(X)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=not warm)
         check_classification_targets(y)
         sw = check_weights(sample_weight, X)
@@ -480,6 +500,7 @@ class TNClassifier(ClassifierMixin, TNEstimator):
                 "classes must be passed on the first call to partial_fit (all labels the "
                 "stream can hold, e.g. classes=np.unique(y_all))"
             )
+        _refuse_text_or_complex(X)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
         check_classification_targets(y)
         sw = check_weights(sample_weight, X)
