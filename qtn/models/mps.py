@@ -83,7 +83,9 @@ def guarded_log(nrm, floor):
     """log(nrm) where nrm > 0, else log(floor), with a finite gradient at nrm == 0."""
     xp = _xp(nrm)
     pos = nrm > 0
-    return xp.where(pos, xp.log(xp.where(pos, nrm, 1)), np.log(floor) if floor > 0 else -np.inf)
+    return xp.where(
+        pos, xp.log(xp.where(pos, nrm, 1)), float(np.log(floor)) if floor > 0 else -np.inf
+    )  # a Python float: weakly typed, keeps nrm's dtype
 
 
 def _xp(x):
