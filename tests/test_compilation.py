@@ -96,6 +96,67 @@ def test_born_machine_to_circuit_samples_its_distribution():
     assert qtn.to_qiskit(born).num_clbits == 6
 
 
+@pytest.mark.parametrize("n_leaves,chi", [(8, 2), (8, 4), (16, 2)])
+def test_exact_tree_reproduces_random_ttn(n_leaves, chi):
+    """The tree circuit's state equals the TTN's, global phase included: the dense
+    oracle and Qiskit's Statevector; the leaf pairs' two-qubit blocks need 2 CX."""
+    from qtn.models import random_ttn, ttn_to_dense
+
+    tree = random_ttn(n_leaves + chi, n_leaves, chi, complex=True)
+    circuit, report = compile(tree, method="exact")
+    ref = ttn_to_dense(tree)
+    assert report.fidelity > 1 - 1e-10 and report.n_qubits == n_leaves
+    np.testing.assert_allclose(statevector(circuit, report.params), ref, atol=1e-9)
+    bound = to_qiskit(circuit, params=report.params)
+    np.testing.assert_allclose(from_qiskit_order(Statevector(bound).data), ref, atol=1e-9)
+    if chi == 2:  # every node: a one-qubit bond into two qubits (2 CX), the root 1 CX
+        assert report.n_2q == 2 * (n_leaves - 2) + 1
+
+
+@pytest.mark.parametrize("n_leaves,chi,wires", [(16, 2, 5), (32, 2, 6), (16, 4, 8)])
+def test_tree_qubit_reuse_reproduces_the_distribution_exactly(n_leaves, chi, wires):
+    """Depth-first order with measure and reset: O(k log P) wires, the clbit distribution
+    equals |<x|psi>|^2 exactly (deferred-measurement simulation, checked on 16 leaves)."""
+    from qtn.models import random_ttn, ttn_to_dense
+
+    tree = random_ttn(3, n_leaves, chi)
+    circuit, report = compile(tree, method="exact", reuse=True)
+    assert circuit.n_qubits == report.n_qubits == wires and circuit.n_clbits == n_leaves
+    if n_leaves <= 16:
+        sim = simulate(circuit, dtype="complex128", optimizer="greedy")
+        p = sim.clbit_probs(params=report.params)
+        np.testing.assert_allclose(p, np.abs(ttn_to_dense(tree)) ** 2, atol=1e-12)
+    ops = [i.operation.name for i in to_qiskit(circuit, params=report.params).data]
+    assert "reset" in ops and ops.index("measure") < len(ops) - 1  # a dynamic circuit
+
+
+def test_tree_born_machine_to_circuit_samples_its_distribution():
+    """A trained tree Born machine (5 features: 3 padding leaves) compiles exactly; its
+    reused circuit's clbits follow p(x) on the real leaves and stay 0 on padding."""
+    from itertools import product
+
+    X = np.array([b for b in product((0, 1), repeat=5) if sum(b) in (1, 2)])
+    born = qtn.BornMachine("ttn", bond_dim=2, max_epochs=3, random_state=0).fit(X)
+    circuit, report = born.to_circuit("exact", reuse=True, X=X)
+    assert report.metrics["kl"] < 1e-9 and circuit.n_qubits < 8
+    assert abs(report.metrics["nll"] - report.metrics["model_nll"]) < 1e-4
+    allx = np.array(list(product((0, 1), repeat=5)))
+    p_model = np.exp(born.log_prob(allx))
+    p_circuit = simulate(circuit, dtype="complex128", optimizer="greedy").clbit_probs(
+        params=report.params
+    )
+    leaves = born.layout_.to_leaf_values(allx, fill=0)  # (32, 8) bits over leaf positions
+    index = leaves @ (1 << np.arange(7, -1, -1))  # clbit 0 most significant
+    np.testing.assert_allclose(p_circuit[index], p_model, atol=1e-5)
+    assert p_circuit.sum() == pytest.approx(1.0) and p_circuit[index].sum() == pytest.approx(
+        1.0, abs=1e-5
+    )
+    # layers and aqc compile the tree through its exact MPS
+    c2, r2 = qtn.compile(born, method="layers", n_layers=2)
+    assert "exact MPS" in r2.notes[0] and c2.n_qubits == 8 and 0 < r2.fidelity <= 1 + 1e-12
+    assert qtn.to_qiskit(born).num_clbits == 8
+
+
 def test_layers_fidelity_is_exact_and_does_not_decrease():
     for seed in range(3):
         psi = random_mps(seed, 8, 4 if seed < 2 else 8)
@@ -200,3 +261,22 @@ def test_bad_input():
     assert any("not reached" in str(x.message) for x in w) and rep.notes
     with pytest.raises(ValueError, match="n_layers must be an integer >= 1"):
         compile(psi, method="layers", n_layers=0)
+    # trees
+    from qtn.models import TTN, random_ttn
+
+    tree = random_ttn(0, 8, 2)
+    with pytest.raises(ValueError, match="this TTN has a label leg"):
+        compile(random_ttn(0, 8, 2, n_labels=2))
+    with pytest.raises(ValueError, match="physical dimension 3"):
+        compile(random_ttn(0, 8, 2, phys_dim=3))
+    nan = TTN((tree.layers[0] * np.nan, *tree.layers[1:]))
+    with pytest.raises(ValueError, match="target contains NaN or inf"):
+        compile(nan)
+    with pytest.warns(UserWarning, match="has norm 3, not 1"):
+        compile(TTN((*tree.layers[:-1], 3 * tree.layers[-1])))
+    with pytest.raises(ValueError, match="max_bond: truncation before exact compilation"):
+        compile(tree, max_bond=1)
+    with pytest.raises(ValueError, match="max_qubits=3: the exact tree circuit .* needs 4"):
+        compile(tree, reuse=True, max_qubits=3)
+    with pytest.raises(ValueError, match="synthesises at most 6 qubits"):
+        compile(random_ttn(0, 16, 16))

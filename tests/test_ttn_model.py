@@ -226,3 +226,16 @@ def test_entanglement_across_tree_bonds_against_dense_svd():
             leaves = list(range(j * width, (j + 1) * width))
             np.testing.assert_allclose(ent[lvl][j], entropy(leaves), atol=1e-10)
     assert np.all(ent[0] <= np.log(3) + 1e-12)  # bounded by log(chi)
+
+
+@pytest.mark.parametrize("n_leaves,chi,labels", [(8, 3, None), (16, 4, None), (8, 2, 3)])
+def test_ttn_to_mps_is_exact(n_leaves, chi, labels):
+    from qtn.models import to_dense, ttn_to_mps
+
+    t = random_ttn(7, n_leaves, chi, n_labels=labels, complex=True)
+    mps, discarded = ttn_to_mps(t)
+    assert discarded < 1e-24 and mps.n_sites == n_leaves
+    np.testing.assert_allclose(to_dense(mps), ttn_to_dense(t), atol=1e-12)
+    if labels is None:
+        trunc, disc = ttn_to_mps(t, max_bond=2)
+        assert disc > 0 and trunc.bond_dim <= 2

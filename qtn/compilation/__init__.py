@@ -5,10 +5,15 @@
 - ``exact``: the sequential circuit of (k+1)-qubit blocks of an MPS of bond
   dimension chi <= 2^k (``exact.py``), fewer CX than Qiskit's ``Isometry`` and
   QSD at every chi; ``reuse=True`` runs it on k + 1 qubits with mid-circuit
-  measurement and reset (``reuse.py``);
+  measurement and reset (``reuse.py``). A TTN target gives the tree circuit of
+  its node unitaries (``tree.py``); with ``reuse=True`` it runs on a number of
+  wires logarithmic in the number of leaves;
 - ``layers``: Ran's analytic layers of two-qubit gates (``layers.py``);
 - ``aqc``: approximate compilation by optimising a staircase or brickwork of
   SU(4) blocks against the target, warm-started from ``layers`` (``aqc.py``).
+
+``layers`` and ``aqc`` work on MPS; a TTN target is first converted to its exact
+MPS (:func:`qtn.models.ttn_to_mps`), and the report's fidelity is against it.
 
 Every method reports the fidelity it actually achieved (:class:`CompileReport`).
 The circuits' angles are trainable parameters; ``report.params`` holds their
@@ -54,14 +59,16 @@ def compile(target, method: str = "exact", **options):  # noqa: A001 - the pipel
     Parameters
     ----------
     target
-        A qtn :class:`~qtn.MPS`, a quimb ``MatrixProductState``, a list of cores
-        (D_left, 2, D_right), a dense state vector, or a model with ``to_mps()``.
+        A qtn :class:`~qtn.MPS` or :class:`~qtn.TTN`, a quimb ``MatrixProductState``,
+        a list of cores (D_left, 2, D_right), a dense state vector, a tree Born machine
+        (``structure="ttn"``), or a model with ``to_mps()``.
         It is normalised (with a warning if its norm is not 1).
     method
         ``"exact"``, ``"layers"`` or ``"aqc"``.
     **options
-        ``exact``: ``reuse`` (bool, run on k + 1 qubits with measure/reset),
-        ``max_bond`` (truncate the target first; the report says what that cost),
+        ``exact``: ``reuse`` (bool, run on k + 1 qubits with measure/reset; a tree on
+        O(k log P) wires), ``max_bond`` (MPS targets: truncate the target first; the
+        report says what that cost),
         ``max_qubits`` (refuse a circuit wider than this), ``seed``.
         ``layers``: ``n_layers``, ``target_fidelity``, ``max_bond``, ``cutoff``.
         ``aqc``: ``ansatz`` ("staircase", "brickwork" or a circuit), ``n_layers``,
@@ -84,9 +91,25 @@ def compile(target, method: str = "exact", **options):  # noqa: A001 - the pipel
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid methods: {list(METHODS)}")
     t0 = time.perf_counter()
+    tree = _as_tree(target)
+    if tree is not None and method == "exact":
+        return _exact_tree(tree, t0, **options)
+    if tree is not None:
+        from qtn.models import ttn_to_mps
+
+        mps, _ = ttn_to_mps(tree)
+        mps = as_mps(mps, name="the tree's MPS")
+        circuit, report = _mps_method(mps, method, t0, **options)
+        report.notes.insert(0, f"TTN target converted to its exact MPS (bond dimension "
+                            f"{mps.bond_dim}) for method={method!r}")  # fmt: skip
+        return circuit, report
     mps = as_mps(target)
     if method == "exact":
         return _exact(mps, t0, **options)
+    return _mps_method(mps, method, t0, **options)
+
+
+def _mps_method(mps, method, t0, **options):
     if method == "layers":
         from qtn.compilation.layers import compile_layers
 
@@ -127,6 +150,51 @@ def _exact(mps, t0, *, reuse: bool = False, max_bond: int | None = None,
     if reuse:
         circuit = measure_and_reuse(circuit)
         notes.append(f"runs on {circuit.n_qubits} qubits (k + 1 = {k + 1}) with measure and reset")
+    report = CompileReport(
+        method="exact", fidelity=fidelity, n_qubits=circuit.n_qubits, depth=unrolled.depth(),
+        n_2q=cx_count(unrolled), two_qubit_depth=two_qubit_depth(unrolled),
+        n_params=circuit.n_params, wall_s=time.perf_counter() - t0, params=params,
+        notes=notes,
+    )  # fmt: skip
+    return circuit, report
+
+
+def _as_tree(target):
+    """The TTN of a tree target (a TTN, or a model whose ``structure`` is ``"ttn"``), else None."""
+    from qtn.compilation.tree import as_ttn
+    from qtn.models import TTN
+
+    if isinstance(target, TTN):
+        return as_ttn(target)
+    if getattr(target, "structure", None) == "ttn" and hasattr(target, "params_"):
+        return as_ttn(target.params_)
+    return None
+
+
+def _exact_tree(tree, t0, *, reuse: bool = False, max_qubits: int | None = None,
+                seed: int = 0, max_bond=None):  # fmt: skip
+    from qtn.compilation.tree import compile_tree
+    from qtn.models import ttn_to_mps
+
+    if max_bond is not None:
+        raise ValueError(
+            "max_bond: truncation before exact compilation applies to MPS targets; for a tree, "
+            "train it with a smaller bond_dim or use method='layers'/'aqc' (which compile its MPS)"
+        )
+    circuit, params, widest = compile_tree(tree, seed=seed)
+    unrolled = circuit
+    notes = [f"tree circuit: node unitaries on up to {widest} qubits, qubit p = leaf position p"]
+    if reuse:
+        circuit = measure_and_reuse(circuit)
+        notes.append(f"runs on {circuit.n_qubits} of {tree.n_leaves} qubits with measure and reset")
+    if max_qubits is not None and circuit.n_qubits > max_qubits:
+        raise ValueError(
+            f"max_qubits={max_qubits}: the exact tree circuit of this target needs "
+            f"{circuit.n_qubits} qubits{' (reused)' if reuse else ''}; use reuse=True, or "
+            "method='layers'/'aqc'"
+        )
+    mps, _ = ttn_to_mps(tree)
+    fidelity = circuit_fidelity(unrolled, params, mps)
     report = CompileReport(
         method="exact", fidelity=fidelity, n_qubits=circuit.n_qubits, depth=unrolled.depth(),
         n_2q=cx_count(unrolled), two_qubit_depth=two_qubit_depth(unrolled),

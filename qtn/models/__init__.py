@@ -72,6 +72,7 @@ from qtn.models.ttn import (
     ttn_log_norm,
     ttn_normalize,
     ttn_to_dense,
+    ttn_to_mps,
 )
 
 __all__ = [
@@ -116,6 +117,7 @@ __all__ = [
     "ttn_canonicalize",
     "ttn_to_dense",
     "ttn_dense_amplitudes",
+    "ttn_to_mps",
     "ttn_to_quimb",
     "ttn_entanglement_entropy",
     "init_ttn_classifier",

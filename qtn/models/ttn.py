@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qtn._checks import check_model_bytes
-from qtn.models.mps import guarded_log, guarded_norm
+from qtn.models.mps import guarded_log, guarded_norm, pack
 
 __all__ = [
     "TTN",
@@ -61,6 +61,7 @@ __all__ = [
     "ttn_canonicalize",
     "ttn_to_dense",
     "ttn_dense_amplitudes",
+    "ttn_to_mps",
     "level_bond_dims",
 ]
 
@@ -599,3 +600,92 @@ def ttn_dense_amplitudes(ttn: TTN, phi: np.ndarray) -> np.ndarray:
     for t in ttn.levels():
         v = np.einsum("ja,jb,jabc->jc", v[0::2], v[1::2], t)
     return v[0]
+
+
+# ----------------------------------------------------------------------------- to an MPS
+
+#: the largest intermediate bond :func:`ttn_to_mps` builds before compressing
+MAX_MERGE_BOND = 4096
+
+
+def _compress_cores(cores, cutoff, max_bond):
+    """Left-to-right QR, then right-to-left truncated SVD of a chain whose last core's right
+    leg is left open. Returns (cores, discarded weight relative to the norm squared)."""
+    cores = [np.asarray(c) for c in cores]
+    for i in range(len(cores) - 1):
+        dl, d, dr = cores[i].shape
+        q, r = np.linalg.qr(cores[i].reshape(dl * d, dr))
+        cores[i] = q.reshape(dl, d, q.shape[1])
+        cores[i + 1] = np.einsum("ab,bsc->asc", r, cores[i + 1])
+    total = float(np.linalg.norm(cores[-1]) ** 2)
+    discarded = 0.0
+    for i in range(len(cores) - 1, 0, -1):
+        dl, d, dr = cores[i].shape
+        u, s, vh = np.linalg.svd(cores[i].reshape(dl, d * dr), full_matrices=False)
+        keep = max(1, int(np.sum(s > cutoff * s[0]))) if s[0] > 0 else 1
+        if max_bond is not None:
+            keep = min(keep, max_bond)
+        discarded += float(np.sum(s[keep:] ** 2))
+        cores[i] = vh[:keep].reshape(keep, d, dr)
+        cores[i - 1] = np.einsum("asb,bc->asc", cores[i - 1], u[:, :keep] * s[:keep])
+    return cores, discarded / total if total > 0 else 0.0
+
+
+def ttn_to_mps(ttn: TTN, *, cutoff: float = 1e-13, max_bond: int | None = None):
+    """The TTN's state as an :class:`~qtn.models.MPS` over its leaf positions (numpy).
+
+    Subtrees are merged bottom-up: the right subtree's chain carries the left child's bond
+    index until the parent tensor is contracted into its last core, and each merged chain is
+    compressed by truncated SVDs (singular values below ``cutoff`` times the largest are
+    exact zeros up to rounding; ``max_bond`` truncates further). Returns ``(mps, discarded)``
+    with the largest relative discarded weight of any compression. A label leg is kept at
+    the last site. An intermediate bond above 4,096 raises ``ValueError`` before allocating.
+
+    Examples
+    --------
+    >>> t = random_ttn(0, n_leaves=8, bond_dim=2)
+    >>> mps, discarded = ttn_to_mps(t)
+    >>> bool(np.allclose(to_dense(mps), ttn_to_dense(t)))  # doctest: +SKIP
+    True
+    """
+    if max_bond is not None:
+        max_bond = _check_int("max_bond", max_bond, 1)
+    levels = ttn.levels()
+    worst = 0.0
+
+    def chain(lvl, j):
+        nonlocal worst
+        t = levels[lvl][j]
+        a, b, c = t.shape
+        if lvl == 0:
+            u, s, vh = np.linalg.svd(t.reshape(a, b * c), full_matrices=False)
+            return [u.reshape(1, a, -1), (s[:, None] * vh).reshape(-1, b, c)]
+        left, right = chain(lvl - 1, 2 * j), chain(lvl - 1, 2 * j + 1)
+        carried = left[-1].shape[2]
+        biggest = carried * max(r.shape[2] for r in right[:-1])
+        if biggest > MAX_MERGE_BOND:
+            raise ValueError(
+                f"ttn_to_mps: merging the subtrees of node ({lvl}, {j}) needs a bond of "
+                f"{biggest} > {MAX_MERGE_BOND}; pass max_bond=... to truncate"
+            )
+        eye = np.eye(carried, dtype=t.dtype)
+        merged = list(left)
+        for i, core in enumerate(right):
+            dl, d, dr = core.shape
+            if i == len(right) - 1:
+                new = np.einsum("xsb,abc->axsc", core, t).reshape(carried * dl, d, c)
+            else:
+                new = np.einsum("ae,xsy->axsey", eye, core).reshape(carried * dl, d, carried * dr)
+            merged.append(new)
+        merged, disc = _compress_cores(merged, cutoff, max_bond)
+        worst = max(worst, disc)
+        return merged
+
+    cores = chain(len(levels) - 1, 0)
+    last = cores[-1]
+    if ttn.n_labels is None:
+        cores[-1] = last
+        return pack(cores, center=len(cores) - 1), worst
+    # (D, d, L) -> (D, d, L, 1): the label leg at the last site
+    cores[-1] = last[:, :, :, None]
+    return pack(cores, center=len(cores) - 1), worst
