@@ -24,6 +24,7 @@ intermediate. Then one ``ratio`` line per circuit: ``plan_qtn/quimb`` (target
 
     python benchmarks/bench_planning.py                 # 5-24 qubits, depth 10-100
     python benchmarks/bench_planning.py --quick         # tiny sizes, a smoke test
+    python benchmarks/bench_planning.py --qubits 24 --quimb-timeout 300   # quimb capped
 """
 
 from __future__ import annotations
@@ -91,6 +92,30 @@ def plan_quimb(n, gates):
             "width": float(tree.contraction_width())}  # fmt: skip
 
 
+def _quimb_worker(n, gates, queue):
+    queue.put(plan_quimb(n, gates))
+
+
+def plan_quimb_limited(n, gates, timeout):
+    """quimb's planning in a fresh process, stopped after ``timeout`` seconds (the
+    record then holds ``plan_s: null`` and ``timed_out_after_s``)."""
+    import multiprocessing as mp
+
+    if timeout is None:
+        return plan_quimb(n, gates)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_quimb_worker, args=(n, gates, queue))
+    proc.start()
+    try:
+        return queue.get(timeout=timeout)
+    except Exception:  # queue.Empty: over the limit
+        return {"plan_s": None, "cost": None, "width": None, "timed_out_after_s": timeout}
+    finally:
+        proc.terminate()
+        proc.join()
+
+
 def plan_autohq(net):
     import cotengra as ctg
 
@@ -130,6 +155,12 @@ def main(argv=None):
     p.add_argument("--hyper-seconds", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-quimb", action="store_true")
+    p.add_argument(
+        "--quimb-timeout",
+        type=float,
+        default=None,
+        help="run quimb's planning in a subprocess, stopped after this many seconds",
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes, short hyper search")
     args = p.parse_args(argv)
     if args.quick:
@@ -148,16 +179,18 @@ def main(argv=None):
             emit({**case, "planner": "qtn", **rec})
             peers = {"auto-hq": plan_autohq(plan.network)}
             if not args.no_quimb:
-                peers["quimb"] = plan_quimb(n, gates)
+                peers["quimb"] = plan_quimb_limited(n, gates, args.quimb_timeout)
             peers["hyper"] = plan_hyper(plan.network, args.hyper_seconds)
             for name, r in peers.items():
                 emit({**case, "planner": name, **r})
             ratio = {"ratio": "qtn/peer", "cost_qtn/hyper": rec["cost"] / peers["hyper"]["cost"],
                      "plan_qtn/auto-hq": rec["plan_s"] / peers["auto-hq"]["plan_s"],
                      "cost_qtn/auto-hq": rec["cost"] / peers["auto-hq"]["cost"]}  # fmt: skip
-            if "quimb" in peers:
+            if "quimb" in peers and peers["quimb"]["plan_s"] is not None:
                 ratio["plan_qtn/quimb"] = rec["plan_s"] / peers["quimb"]["plan_s"]
                 ratio["cost_qtn/quimb"] = rec["cost"] / peers["quimb"]["cost"]
+            elif "quimb" in peers:  # quimb over its limit: qtn's time against the limit
+                ratio["plan_qtn/quimb_limit"] = rec["plan_s"] / args.quimb_timeout
             emit({**case, **{k: (v if not isinstance(v, float) or math.isfinite(v) else None)
                              for k, v in ratio.items()}})  # fmt: skip
     return 0

@@ -18,6 +18,26 @@ def _mnist_dir() -> Path | None:
     return None
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop compiled XLA programs after each test module.
+
+    Every compiled program maps memory, and the whole suite in one process compiles
+    thousands: past the kernel's vm.max_map_count (65,530 by default) XLA's compiler
+    segfaults. Clearing JAX's and qtn's caches between modules keeps the count bounded.
+    """
+    yield
+    import gc
+
+    import jax
+
+    from qtn.simulation import clear_plan_cache
+
+    clear_plan_cache()
+    jax.clear_caches()
+    gc.collect()
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     d = _mnist_dir()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -44,7 +45,12 @@ __all__ = [
 
 #: number of contraction-path searches run and plan-cache hits, process-wide
 PLAN_STATS = {"searches": 0, "hits": 0, "disk_hits": 0}
-_PLANS: dict = {}
+_PLANS: OrderedDict = OrderedDict()
+#: plans kept in memory, least recently used dropped first. Each holds compiled XLA
+#: programs, and every compiled program maps memory: an unbounded cache in a process
+#: that simulates thousands of circuit structures would reach the kernel's map limit
+#: (vm.max_map_count, 65,530 by default), where XLA's compiler crashes.
+MAX_CACHED_PLANS = 256
 _MAX_SLICES = 2**24  # at most this many slices per contraction
 #: complex dtype -> (complex, matching real) dtype names
 DTYPES = {"complex64": ("complex64", "float32"), "complex128": ("complex128", "float64")}
@@ -321,6 +327,8 @@ def get_plan(
     """
     plan = _PLANS.get(key)
     if plan is not None:
+        _PLANS.move_to_end(key)
+    if plan is not None:
         PLAN_STATS["hits"] += 1
         return plan
     t0 = time.perf_counter()
@@ -356,6 +364,8 @@ def get_plan(
         tensors=gate_tensor_builder(net.gate_slots),
     )  # fmt: skip
     _PLANS[key] = plan
+    while len(_PLANS) > MAX_CACHED_PLANS:
+        _PLANS.popitem(last=False)
     return plan
 
 
