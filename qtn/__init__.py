@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from qtn import _devices
 from qtn._version import __version__
 
-_devices.configure()  # one JAX CPU device per core (see qtn._devices); JAX is not imported
+_devices.configure()  # QTN_CPU_DEVICES=n: n JAX CPU devices (see qtn._devices); JAX not imported
 
 # public name -> module that defines it
 _LAZY = {
