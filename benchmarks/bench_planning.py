@@ -155,6 +155,7 @@ def main(argv=None):
     p.add_argument("--hyper-seconds", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-quimb", action="store_true")
+    p.add_argument("--no-autohq", action="store_true", help="skip cotengra's auto-hq peer")
     p.add_argument(
         "--quimb-timeout",
         type=float,
@@ -168,7 +169,8 @@ def main(argv=None):
     # warm-up: imports and first-call costs of every planner stay out of the timings
     c, gates = random_circuit(3, 2, args.seed)
     plan, _ = plan_qtn(c)
-    plan_autohq(plan.network)
+    if not args.no_autohq:
+        plan_autohq(plan.network)
     if not args.no_quimb:
         plan_quimb(3, gates)
     for n in args.qubits:
@@ -177,15 +179,16 @@ def main(argv=None):
             case = {"case": "amplitude", "qubits": n, "depth": depth, "gates": len(gates)}
             plan, rec = plan_qtn(c)
             emit({**case, "planner": "qtn", **rec})
-            peers = {"auto-hq": plan_autohq(plan.network)}
+            peers = {} if args.no_autohq else {"auto-hq": plan_autohq(plan.network)}
             if not args.no_quimb:
                 peers["quimb"] = plan_quimb_limited(n, gates, args.quimb_timeout)
             peers["hyper"] = plan_hyper(plan.network, args.hyper_seconds)
             for name, r in peers.items():
                 emit({**case, "planner": name, **r})
-            ratio = {"ratio": "qtn/peer", "cost_qtn/hyper": rec["cost"] / peers["hyper"]["cost"],
-                     "plan_qtn/auto-hq": rec["plan_s"] / peers["auto-hq"]["plan_s"],
-                     "cost_qtn/auto-hq": rec["cost"] / peers["auto-hq"]["cost"]}  # fmt: skip
+            ratio = {"ratio": "qtn/peer", "cost_qtn/hyper": rec["cost"] / peers["hyper"]["cost"]}
+            if "auto-hq" in peers:
+                ratio["plan_qtn/auto-hq"] = rec["plan_s"] / peers["auto-hq"]["plan_s"]
+                ratio["cost_qtn/auto-hq"] = rec["cost"] / peers["auto-hq"]["cost"]
             if "quimb" in peers and peers["quimb"]["plan_s"] is not None:
                 ratio["plan_qtn/quimb"] = rec["plan_s"] / peers["quimb"]["plan_s"]
                 ratio["cost_qtn/quimb"] = rec["cost"] / peers["quimb"]["cost"]
