@@ -20,10 +20,11 @@ scales its effort to the simplified network:
   contraction found would take at ``rate`` flop/s, after ``max_repeats``
   trials, or after ``max_time`` seconds, whichever comes first. This is the
   rule of quimb's default ('auto-hq'), with a hard time cap added. The rate,
-  1e6 flop/s, is about 1,000x below what a CPU core contracts: a plan is cached
-  and then evaluated many times, batched over data, so searching up to ~1,000
-  single contractions' time pays (at 1e8 the 20-qubit depth-10 random circuit
-  stopped at 3-8x the cost a 30 s hyper search finds; at 1e6, 1.6x).
+  1e7 flop/s, is about 100x below what a CPU core contracts: a plan is cached
+  and then evaluated many times, batched over data, so searching up to ~100
+  single contractions' time pays. (At 1e8 the 20-qubit depth-10 random circuit
+  stopped at 3x the cost a 30 s hyper search finds; at 1e6 planning took up to
+  5x quimb's time on idle cores.)
 
 Any cotengra preset name (``"greedy"``, ``"auto-hq"``, ...), path optimizer,
 ``ReusableHyperOptimizer`` or factory of optimizers is searched on the
@@ -75,7 +76,7 @@ class AutoPlanner:
     """
 
     max_time: float = 10.0
-    rate: float = 1e6
+    rate: float = 1e7
     max_repeats: int = 128
     optimal_cutoff: float = 650.0
     subtree_size: int = 8
