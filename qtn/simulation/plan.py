@@ -348,9 +348,15 @@ def get_plan(
     else:
         PLAN_STATS["searches"] += 1
         if optimizer is None or optimizer == "auto" or isinstance(optimizer, AutoPlanner):
-            # fail fast: a cheap greedy path (sliced if need be) must fit before searching
+            # fail fast: a cheap greedy path (sliced if need be) should fit before searching.
+            # Greedy can overestimate by far (a 24-qubit depth-100 random circuit: 24 TiB by
+            # greedy, 128 MiB by the search), so only a hopeless estimate is refused here.
             quick = search_path(net.inputs, net.output, net.sizes, "greedy")
-            _fit(net, quick, dtype, max_memory, what)
+            try:
+                _fit(net, quick, dtype, max_memory, what)
+            except ContractionTooLargeError:
+                if _peak(net, quick, DTYPES[dtype][0]) > max_memory * _HOPELESS:
+                    raise
         path = search_path(net.inputs, net.output, net.sizes, optimizer)
         path, sliced = _fit(net, path, dtype, max_memory, what)
         if disk is not None:
@@ -385,14 +391,23 @@ def _check_sizes(net: Network, itemsize: int, limit: int, what: str, results: in
             )  # fmt: skip
 
 
+#: a greedy estimate this many times over the limit is refused without a search
+_HOPELESS = 2.0**32
+
+
+def _peak(net: Network, path, cdt: str, sliced=()) -> float:
+    """Peak bytes of the program of ``path`` (one sample), folding included."""
+    prog = build_program(net.inputs, net.output, net.sizes, path, consts=net.consts,
+                         sliced=sliced, dtype=cdt, fold=False)  # fmt: skip
+    return max(prog.peak_bytes(1), prog.fold_bytes)
+
+
 def _fit(net: Network, path, dtype: str, limit: int, what: str):
     """``(path, sliced)`` whose program fits ``limit`` (slicing if need be), else raise."""
     cdt = DTYPES[dtype][0]
 
     def peak(sliced):
-        prog = build_program(net.inputs, net.output, net.sizes, path, consts=net.consts,
-                             sliced=sliced, dtype=cdt, fold=False)  # fmt: skip
-        return max(prog.peak_bytes(1), prog.fold_bytes)
+        return _peak(net, path, cdt, sliced)
 
     need = peak(())
     if need <= limit:
