@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["configure", "usable_cores", "batch_mesh", "shard_count"]
+__all__ = ["configure", "batch_mesh", "shard_count"]
 
 #: training splits a minibatch over the devices only when each gets at least this many rows
 MIN_ROWS_PER_DEVICE = 16
@@ -35,14 +35,6 @@ MIN_ROWS_PER_DEVICE = 16
 #: 6 x rows x parameters for the forward and backward pass of a tensor network):
 #: below it, the per-step gradient sum across devices costs more than it saves
 MIN_FLOPS_PER_DEVICE = 2e7
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS reports it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
 
 
 def _wanted() -> int | None:

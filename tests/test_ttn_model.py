@@ -239,3 +239,7 @@ def test_ttn_to_mps_is_exact(n_leaves, chi, labels):
     if labels is None:
         trunc, disc = ttn_to_mps(t, max_bond=2)
         assert disc > 0 and trunc.bond_dim <= 2
+    with pytest.raises(ValueError, match=r"cutoff must be a number in \[0, 1\), got -1"):
+        ttn_to_mps(t, cutoff=-1)
+    with pytest.raises(ValueError, match="ttn must be a qtn TTN, got list"):
+        ttn_to_mps([1, 2])

@@ -150,13 +150,7 @@ def _exact(mps, t0, *, reuse: bool = False, max_bond: int | None = None,
     if reuse:
         circuit = measure_and_reuse(circuit)
         notes.append(f"runs on {circuit.n_qubits} qubits (k + 1 = {k + 1}) with measure and reset")
-    report = CompileReport(
-        method="exact", fidelity=fidelity, n_qubits=circuit.n_qubits, depth=unrolled.depth(),
-        n_2q=cx_count(unrolled), two_qubit_depth=two_qubit_depth(unrolled),
-        n_params=circuit.n_params, wall_s=time.perf_counter() - t0, params=params,
-        notes=notes,
-    )  # fmt: skip
-    return circuit, report
+    return circuit, _exact_report(circuit, unrolled, params, fidelity, t0, notes)
 
 
 def _as_tree(target):
@@ -195,13 +189,17 @@ def _exact_tree(tree, t0, *, reuse: bool = False, max_qubits: int | None = None,
         )
     mps, _ = ttn_to_mps(tree)
     fidelity = circuit_fidelity(unrolled, params, mps)
-    report = CompileReport(
+    return circuit, _exact_report(circuit, unrolled, params, fidelity, t0, notes)
+
+
+def _exact_report(circuit, unrolled, params, fidelity, t0, notes) -> CompileReport:
+    """The report of an exact circuit: sizes of the unrolled circuit, wires of the run one."""
+    return CompileReport(
         method="exact", fidelity=fidelity, n_qubits=circuit.n_qubits, depth=unrolled.depth(),
         n_2q=cx_count(unrolled), two_qubit_depth=two_qubit_depth(unrolled),
         n_params=circuit.n_params, wall_s=time.perf_counter() - t0, params=params,
         notes=notes,
     )  # fmt: skip
-    return circuit, report
 
 
 def _renorm(mps):

@@ -35,7 +35,7 @@ import numpy as np
 
 from qtn.circuit import Circuit
 from qtn.compilation.synthesis import Emitter, complete_isometry, complete_two_qubit
-from qtn.models import TTN, ttn_canonicalize, ttn_log_norm
+from qtn.models import TTN, ttn_canonicalize
 
 __all__ = ["as_ttn", "compile_tree", "tree_blocks", "MAX_TREE_BLOCK_QUBITS"]
 
@@ -71,10 +71,10 @@ def as_ttn(target, *, name: str = "target") -> TTN:
     if not all(np.all(np.isfinite(a)) for a in layers):
         raise ValueError(f"{name} contains NaN or inf")
     tree = ttn_canonicalize(TTN(tuple(layers)))
-    nrm = float(np.linalg.norm(tree.layers[-1]))
+    nrm = float(np.linalg.norm(tree.layers[-1]))  # canonical: the norm sits at the root
     if not nrm > 0:
         raise ValueError(f"{name} is the zero state")
-    ln = float(ttn_log_norm(tree))
+    ln = float(np.log(nrm))
     if abs(ln) > tol:
         warnings.warn(
             f"{name} has norm {np.exp(ln):.6g}, not 1; compiling the normalised state",

@@ -648,6 +648,10 @@ def ttn_to_mps(ttn: TTN, *, cutoff: float = 1e-13, max_bond: int | None = None):
     >>> bool(np.allclose(to_dense(mps), ttn_to_dense(t)))  # doctest: +SKIP
     True
     """
+    if not isinstance(ttn, TTN):
+        raise ValueError(f"ttn must be a qtn TTN, got {type(ttn).__name__}")
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) or not 0 <= cutoff < 1:
+        raise ValueError(f"cutoff must be a number in [0, 1), got {cutoff!r}")
     if max_bond is not None:
         max_bond = _check_int("max_bond", max_bond, 1)
     levels = ttn.levels()
@@ -682,10 +686,6 @@ def ttn_to_mps(ttn: TTN, *, cutoff: float = 1e-13, max_bond: int | None = None):
         return merged
 
     cores = chain(len(levels) - 1, 0)
-    last = cores[-1]
-    if ttn.n_labels is None:
-        cores[-1] = last
-        return pack(cores, center=len(cores) - 1), worst
-    # (D, d, L) -> (D, d, L, 1): the label leg at the last site
-    cores[-1] = last[:, :, :, None]
+    if ttn.n_labels is not None:  # (D, d, L) -> (D, d, L, 1): the label leg at the last site
+        cores[-1] = cores[-1][:, :, :, None]
     return pack(cores, center=len(cores) - 1), worst

@@ -328,7 +328,6 @@ def get_plan(
     plan = _PLANS.get(key)
     if plan is not None:
         _PLANS.move_to_end(key)
-    if plan is not None:
         PLAN_STATS["hits"] += 1
         return plan
     t0 = time.perf_counter()
@@ -348,15 +347,12 @@ def get_plan(
     else:
         PLAN_STATS["searches"] += 1
         if optimizer is None or optimizer == "auto" or isinstance(optimizer, AutoPlanner):
-            # fail fast: a cheap greedy path (sliced if need be) should fit before searching.
-            # Greedy can overestimate by far (a 24-qubit depth-100 random circuit: 24 TiB by
-            # greedy, 128 MiB by the search), so only a hopeless estimate is refused here.
+            # fail fast on a hopeless estimate from a cheap greedy path. Greedy can overestimate
+            # by far (a 24-qubit depth-100 random circuit: 24 TiB by greedy, width 28 by the
+            # search), so anything short of hopeless is searched and its path checked below.
             quick = search_path(net.inputs, net.output, net.sizes, "greedy")
-            try:
-                _fit(net, quick, dtype, max_memory, what)
-            except ContractionTooLargeError:
-                if _peak(net, quick, DTYPES[dtype][0]) > max_memory * _HOPELESS:
-                    raise
+            if _peak(net, quick, DTYPES[dtype][0]) > max_memory * _HOPELESS:
+                _fit(net, quick, dtype, max_memory, what)  # raises, stating the estimate
         path = search_path(net.inputs, net.output, net.sizes, optimizer)
         path, sliced = _fit(net, path, dtype, max_memory, what)
         if disk is not None:
