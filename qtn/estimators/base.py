@@ -161,9 +161,16 @@ class TNEstimator(BaseEstimator):
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     # -- the feature step
-    def _fit_scaling(self, X) -> None:
-        """Decide the scaling at fit: ``scaler_`` is a fitted MinMaxScaler or None."""
+    def _fit_scaling(self, X, sample_weight=None) -> None:
+        """Decide the scaling at fit: ``scaler_`` is a fitted MinMaxScaler or None.
+
+        Rows of zero weight take no part (as if removed), so weighting a row by 0 and
+        dropping it give the same scaler."""
         self.scaler_ = None
+        if sample_weight is not None:
+            keep = np.asarray(sample_weight) > 0
+            if keep.any() and not keep.all():
+                X = X[keep]
         scaling = getattr(self, "scaling", None)
         if scaling == "minmax" or (scaling == "auto" and not self._in_domain(X)):
             self.scaler_ = MinMaxScaler(clip=True).fit(X)
@@ -433,7 +440,7 @@ class TNClassifier(ClassifierMixin, TNEstimator):
             check_warm_start(old, X.shape[1], classes)
         dtype = check_dtype(self.dtype)
         if not warm:
-            self._fit_scaling(X)
+            self._fit_scaling(X, sw)
         Xs = self._transform(X, fitting=not warm)
         seed = self._seed()
         calib = getattr(self, "calibration", None) == "temperature"
@@ -519,7 +526,7 @@ class TNClassifier(ClassifierMixin, TNEstimator):
         dtype = check_dtype(self.dtype)
         seed = self._seed()
         if first:
-            self._fit_scaling(X)
+            self._fit_scaling(X, sw)
             with x64_if(dtype):
                 params = self._init_params(
                     jax.random.key(seed), X.shape[1], len(all_classes), self._fmap().dim, dtype
