@@ -511,6 +511,21 @@ def test_sample_weight(digits_split):
     assert np.isfinite(clf.history_[-1]["loss"])
 
 
+def test_zero_weight_rows_take_no_part_in_the_scaler():
+    # a row of weight 0 is as if removed: it does not stretch the min-max scaler either
+    rng = np.random.default_rng(0)
+    X = rng.random((12, 4))
+    X[0] = 5.0  # an outlier that only the zero-weight row carries
+    w = np.ones(12)
+    w[0] = 0.0
+    clf = MPSClassifier(scaling="minmax")
+    clf._fit_scaling(X, w)
+    ref = MPSClassifier(scaling="minmax")
+    ref._fit_scaling(X[1:])
+    np.testing.assert_array_equal(clf.scaler_.data_max_, ref.scaler_.data_max_)
+    np.testing.assert_array_equal(clf.scaler_.data_min_, X[1:].min(axis=0))
+
+
 def test_sample_weight_bad_input(digits_split):
     Xtr, _, ytr, _ = digits_split
     clf = MPSClassifier(bond_dim=2, max_epochs=1)
