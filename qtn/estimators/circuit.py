@@ -33,7 +33,8 @@ from qtn.models.circuit_classifier import (
 )
 from qtn.noise import NoiseModel
 from qtn.training import FitConfig, fit
-from qtn.training.spsa import SPSAConfig, spsa_minimize
+from qtn.training.minibatch import fit_batch_loss
+from qtn.training.spsa import SPSAConfig
 
 __all__ = ["CircuitClassifier", "CircuitParams", "hinge_loss"]
 
@@ -361,9 +362,12 @@ class CircuitClassifier(TNClassifier):
                                              seed=seed, desc="CircuitClassifier",
                                              sample_weight=sample_weight)  # fmt: skip
             else:
-                params, history, finfo = self._train_custom(
-                    forward, params, phi, y, config, loss, lr, validation, seed, sample_weight
-                )
+                params, history, finfo = fit_batch_loss(
+                    self._batch_loss(forward, loss), forward, params, phi, y, config,
+                    spsa=self._spsa_config() if self.method == "spsa" else None,
+                    optimizer=self.optimizer, learning_rate=lr, sample_weight=sample_weight,
+                    validation=validation, seed=seed, desc="CircuitClassifier",
+                )  # fmt: skip
         info.update(finfo)
         info.update(method=self.method, loss=loss)
         return jax.tree_util.tree_map(np.asarray, params), history, info
@@ -400,104 +404,6 @@ class CircuitClassifier(TNClassifier):
             return jnp.sum(per * wb) / jnp.maximum(jnp.sum(wb), 1.0)
 
         return batch
-
-    def _train_custom(self, forward, params, phi, y, config, loss, lr, validation, seed,
-                      sample_weight=None):  # fmt: skip
-        """SPSA epochs (one iteration per minibatch), or Adam on the hinge loss."""
-        from tqdm.auto import tqdm
-
-        from qtn.training import evaluate
-
-        batch = jax.jit(self._batch_loss(forward, loss))
-        rng = np.random.default_rng(seed)
-        n = phi.shape[0]
-        bs = min(int(config.batch_size), n)
-        steps_per_epoch = -(-n // bs)
-        epochs = config.resolved_epochs()
-        phi, y = jnp.asarray(phi), jnp.asarray(y)
-        sw = jnp.ones(n, phi.dtype) if sample_weight is None else jnp.asarray(sample_weight,
-                                                                             phi.dtype)  # fmt: skip
-        history, info = [], {}
-        t_start = time.perf_counter()
-        if self.method == "spsa":
-            spsa_cfg = self._spsa_config()
-            info["spsa"] = {k: getattr(spsa_cfg, k) for k in ("a", "b", "A", "s", "t", "gamma")}
-            theta = np.asarray(params.angles, dtype=np.float64)
-            shape, velocity, k0 = theta.shape, None, 0
-        else:
-            import optax
-
-            opt = self.optimizer or optax.chain(
-                optax.clip_by_global_norm(config.clip_norm or 1e9), optax.adam(lr)
-            )
-            opt_state = opt.init(params)
-            grad = jax.jit(jax.value_and_grad(batch))
-        best = (math.inf, params, -1)
-        bad = 0
-        bar = tqdm(range(epochs), desc=f"CircuitClassifier ({self.method})",
-                   disable=config.verbose <= 0)  # fmt: skip
-        for epoch in bar:
-            t0 = time.perf_counter()
-            perm = rng.permutation(n)
-            # equal-sized minibatches (the last one wraps around): one compiled shape
-            batches = [perm[np.arange(i * bs, (i + 1) * bs) % n] for i in range(steps_per_epoch)]
-            losses = []
-            if self.method == "spsa":
-
-                def fn(th, k, _b=batches, _k0=k0):
-                    idx = _b[k - _k0]
-                    ww = sw[idx]
-                    cp = CircuitParams(jnp.asarray(th.reshape(shape), phi.dtype))
-                    return float(batch(cp, phi[idx], y[idx], ww))
-
-                theta, hist, velocity = spsa_minimize(
-                    fn, theta.reshape(-1), len(batches), spsa_cfg, seed=seed + epoch,
-                    start=k0, velocity=velocity,
-                )  # fmt: skip
-                theta = theta.reshape(shape)
-                k0 += len(batches)
-                losses = [h["loss"] for h in hist]
-                params = CircuitParams(jnp.asarray(theta, phi.dtype))
-            else:
-                for idx in batches:
-                    val, g = grad(params, phi[idx], y[idx], sw[idx])
-                    upd, opt_state = opt.update(g, opt_state, params)
-                    params = optax.apply_updates(params, upd)
-                    losses.append(float(val))
-            _, acc = evaluate(forward, params, phi, y, "nll")
-            rec = {"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": acc,
-                   "seconds": time.perf_counter() - t0}  # fmt: skip
-            monitor = rec["loss"]
-            if validation is not None:
-                vphi, vy = jnp.asarray(validation[0]), jnp.asarray(validation[1])
-                vl = float(batch(params, vphi, vy, jnp.ones(len(vy), phi.dtype)))
-                rec.update(val_loss=vl, val_accuracy=evaluate(forward, params, vphi, vy, "nll")[1])
-                monitor = vl
-            history.append(rec)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items()
-                             if k in ("loss", "accuracy", "val_accuracy")})  # fmt: skip
-            if not math.isfinite(rec["loss"]):
-                from qtn.errors import NonFiniteError
-
-                raise NonFiniteError(f"training produced a non-finite loss at epoch {epoch}")
-            if monitor < best[0] - config.tol:
-                best, bad = (monitor, params, epoch), 0
-            else:
-                bad += 1
-            if config.early_stopping and bad >= config.n_iter_no_change:
-                info["stopped_early_at"] = epoch
-                break
-            if (
-                config.max_seconds is not None
-                and time.perf_counter() - t_start > config.max_seconds
-            ):
-                info["stopped_at_time_limit"] = epoch
-                break
-        bar.close()
-        if config.early_stopping and best[2] >= 0:
-            params = best[1]
-            info["best_epoch"] = best[2]
-        return params, history, info
 
     def _warm_start(self, params, phi, y, layout, seed):
         from qtn.compilation.circuit_classifier import warm_start_angles

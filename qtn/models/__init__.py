@@ -1,11 +1,13 @@
 """Tensor network models as parameter pytrees and pure JAX functions.
 
 - ``mps.py``: the :class:`MPS` core every model and compiler uses (canonical forms,
-  two-site merge/split, log-norms, packing, the forward pass, dense oracles).
+  two-site merge/split, log-norms, packing, the forward pass).
 - ``classifier.py``: :class:`ClassifierParams` (network + temperature) and the
   forward contract ``forward(params, phi) -> (fhat, log_norm)``.
-- ``ttn.py``: the binary :class:`TTN` (layouts with a quadtree grouping for images,
-  the level-by-level forward pass, norms, canonical form toward the root, oracles).
+- ``ttn.py``: the binary :class:`TTN` (the level-by-level forward pass, norms,
+  canonical form toward the root, oracles); ``layout.py``: which feature sits on
+  which leaf (a quadtree grouping for images, a padding rule).
+- ``dense.py``: dense numpy oracles of both (small sizes, for tests).
 - ``born.py``: Born machines p(x) = |psi(x)|^2 / Z on an MPS or a TTN: forwards and
   exact marginals; ``sampling.py``: exact batched (conditional) sampling.
 - ``interop.py``: quimb conversion both ways, entanglement entropy (MPS and TTN).
@@ -27,6 +29,7 @@ from qtn.models.classifier import (
     mps_forward,
     ttn_classifier_forward,
 )
+from qtn.models.dense import dense_amplitudes, to_dense, ttn_dense_amplitudes, ttn_to_dense
 from qtn.models.interop import (
     entanglement_entropy,
     from_quimb,
@@ -35,13 +38,13 @@ from qtn.models.interop import (
     ttn_entanglement_entropy,
     ttn_to_quimb,
 )
+from qtn.models.layout import TreeLayout, tree_layout
 from qtn.models.mps import (
     MPS,
     amplitudes,
     batch_amplitudes,
     bond_dims,
     canonicalize,
-    dense_amplitudes,
     init_mps,
     log_norm,
     merge,
@@ -52,26 +55,21 @@ from qtn.models.mps import (
     random_mps,
     reverse_cores,
     split,
-    to_dense,
     trim_boundaries,
     unpack,
 )
 from qtn.models.sampling import mps_sample, ttn_sample
 from qtn.models.ttn import (
     TTN,
-    TreeLayout,
     init_ttn,
     level_bond_dims,
     random_ttn,
-    tree_layout,
     trim_padding,
     ttn_amplitudes,
     ttn_batch_amplitudes,
     ttn_canonicalize,
-    ttn_dense_amplitudes,
     ttn_log_norm,
     ttn_normalize,
-    ttn_to_dense,
     ttn_to_mps,
 )
 

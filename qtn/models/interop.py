@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from qtn.models.layout import TreeLayout
 from qtn.models.mps import MPS, pack, unpack
-from qtn.models.ttn import TTN, TreeLayout, ttn_canonicalize
+from qtn.models.ttn import TTN, ttn_canonicalize
 
 __all__ = [
     "to_quimb",

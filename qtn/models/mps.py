@@ -22,7 +22,8 @@ What lives here: canonical forms (:func:`canonicalize`, :func:`move_center`),
 two-site :func:`merge` / :func:`split` by truncated SVD (``max_bond``,
 ``cutoff``, returning the discarded weight), :func:`log_norm` / :func:`normalize`,
 :func:`pack` / :func:`unpack` of ragged cores, the forward pass
-:func:`amplitudes` with log-norm tracking, and dense oracles for tests.
+:func:`amplitudes` with log-norm tracking. Dense oracles for tests are in
+:mod:`qtn.models.dense`.
 Conversion to and from quimb is in :mod:`qtn.models.interop`.
 
 Functions marked *xp-generic* work on numpy and JAX arrays alike (and under
@@ -56,8 +57,6 @@ __all__ = [
     "normalize",
     "amplitudes",
     "batch_amplitudes",
-    "dense_amplitudes",
-    "to_dense",
     "bond_dims",
     "pad_bond_dim",
 ]
@@ -631,38 +630,3 @@ def amplitudes(mps: MPS, phi: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 batch_amplitudes = jax.jit(jax.vmap(amplitudes, in_axes=(None, 0)))
 """``amplitudes`` vmapped over a batch and jitted: phi (B, N, d) -> fhat (B, L), log_norm (B,)."""
-
-
-# ----------------------------------------------------------------------------- dense oracles
-
-
-def dense_amplitudes(mps: MPS, phi: np.ndarray) -> np.ndarray:
-    """Raw amplitudes f_l(x) of one sample by plain ``numpy.einsum``, for testing on small N."""
-    chi = mps.bond_dim
-    v = np.zeros(chi)
-    v[0] = 1.0
-    for i, c in enumerate(np.asarray(c) for c in mps.cores()):
-        if c.ndim == 4:
-            v = np.einsum("a,asLb,s->Lb", v, c, phi[i])
-        else:
-            v = np.einsum("...a,asb,s->...b", v, c, phi[i])
-    e0 = np.zeros(chi)
-    e0[0] = 1.0
-    out = v @ e0
-    return out if mps.n_labels is not None else np.atleast_1d(out)
-
-
-def to_dense(mps: MPS) -> np.ndarray:
-    """The full state, shape (d**N,), or (d**N, L) with a label leg (small N only)."""
-    if mps.phys_dim**mps.n_sites > 2**24:
-        raise ValueError(f"to_dense: d**N = {mps.phys_dim}**{mps.n_sites} entries is too large")
-    t, labelled = np.ones(1), False
-    for c in unpack(mps):
-        if c.ndim == 4:  # (Dl, d, L, Dr): contract, then keep the label axis in front
-            t = np.moveaxis(np.tensordot(t, c.transpose(0, 1, 3, 2), axes=([-1], [0])), -1, 0)
-            labelled = True
-        else:
-            t = np.tensordot(t, c, axes=([-1], [0]))
-    if labelled:
-        return t.reshape(t.shape[0], -1).T
-    return t.reshape(-1)

@@ -6,6 +6,9 @@
 - ``sweep.py``: two-site sweeps of MPS classifiers on the MPS core.
 - ``born_sweep.py``: canonical two-site NLL sweeps of MPS Born machines (Z exact).
 - ``tree_sweep.py``: one-tensor sweeps of TTN classifiers with cached environments.
+- ``minibatch.py``: :func:`fit_batch_loss`, epochs of SPSA or optax steps on a model's
+  own batch loss (the circuit classifiers' hinge loss), with :func:`fit`'s bookkeeping.
+- ``spsa.py``: SPSA with momentum.
 - ``evaluate.py``: the one chunked evaluation loop, shared with prediction.
 """
 
@@ -19,10 +22,12 @@ from qtn.training.fit import (
     register_method,
 )
 from qtn.training.losses import Loss, get_loss, list_losses, register_loss
+from qtn.training.minibatch import fit_batch_loss
 
 __all__ = [
     "FitConfig",
     "fit",
+    "fit_batch_loss",
     "Method",
     "register_method",
     "list_methods",

@@ -47,6 +47,7 @@ __all__ = [
     "register_method",
     "list_methods",
     "default_optimizer",
+    "EpochMonitor",
     "LR_SCHEDULES",
 ]
 
@@ -220,9 +221,7 @@ def fit(
     params, state = method.init(forward, params, phi, y, w, config, rng)
     history: list[dict] = []
     info: dict = {}
-    best = (math.inf, params, -1)
-    bad_epochs = 0
-    t_start = time.perf_counter()
+    stop = EpochMonitor(config, params)
     epochs = config.resolved_epochs()
     bar = tqdm(range(epochs), desc=f"{desc} ({config.method})", disable=config.verbose <= 0)
     for epoch in bar:
@@ -242,21 +241,44 @@ def fit(
         history.append(rec)
         shown = ("loss", "accuracy", "val_accuracy")
         bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k in shown and v is not None})
-        if monitor < best[0] - config.tol:
-            best, bad_epochs = (monitor, params, epoch), 0
-        else:
-            bad_epochs += 1
-        if config.early_stopping and bad_epochs >= config.n_iter_no_change:
-            info["stopped_early_at"] = epoch
-            break
-        if config.max_seconds is not None and time.perf_counter() - t_start > config.max_seconds:
-            info["stopped_at_time_limit"] = epoch
+        if stop.update(epoch, monitor, params, info):
             break
     bar.close()
-    if config.early_stopping and best[2] >= 0:
-        params = best[1]
-        info["best_epoch"] = best[2]
-    return params, history, info
+    return stop.final(params, info), history, info
+
+
+class EpochMonitor:
+    """The bookkeeping every epoch loop shares: the best monitored loss, early stopping
+    after ``n_iter_no_change`` epochs without a ``tol`` improvement, and the
+    ``max_seconds`` limit. :func:`fit` and :func:`fit_batch_loss` use it."""
+
+    def __init__(self, config: FitConfig, params):
+        self.config = config
+        self.best = (math.inf, params, -1)
+        self.bad = 0
+        self.t_start = time.perf_counter()
+
+    def update(self, epoch: int, monitor: float, params, info: dict) -> bool:
+        """Record an epoch; True when training should stop (the reason goes into ``info``)."""
+        cfg = self.config
+        if monitor < self.best[0] - cfg.tol:
+            self.best, self.bad = (monitor, params, epoch), 0
+        else:
+            self.bad += 1
+        if cfg.early_stopping and self.bad >= cfg.n_iter_no_change:
+            info["stopped_early_at"] = epoch
+            return True
+        if cfg.max_seconds is not None and time.perf_counter() - self.t_start > cfg.max_seconds:
+            info["stopped_at_time_limit"] = epoch
+            return True
+        return False
+
+    def final(self, params, info: dict):
+        """The parameters to return: the best epoch's with early stopping, else ``params``."""
+        if self.config.early_stopping and self.best[2] >= 0:
+            info["best_epoch"] = self.best[2]
+            return self.best[1]
+        return params
 
 
 def _check_finite(params, loss: float, epoch: int):
