@@ -75,10 +75,13 @@ class Simulator:
         zero-argument factory returning a fresh optimizer per search, e.g.
         ``lambda: cotengra.HyperOptimizer(minimize="write")``. A bare
         ``HyperOptimizer`` instance is refused: cotengra makes it single-use.
-        Default ``cotengra.ReusableHyperOptimizer(max_repeats=32)``, on disk
-        under ``cache_dir`` when given.
+        Default ``"auto"``: :class:`qtn.simulation.search.AutoPlanner`, whose
+        effort scales with the network (cotengra's exact search for small ones,
+        a time-budgeted hyper search for large ones).
     cache_dir
-        Directory for cotengra's on-disk tree cache.
+        Directory for the opt-in on-disk path cache (one small JSON file per
+        network, optimizer and memory limit, read back by later processes);
+        default the ``QTN_PLAN_CACHE`` environment variable, else no disk cache.
 
     Every quantity takes ``params`` (shape (P,) shared, or (B, P) one vector per
     sample) and ``data`` (shape (F,) or (B, F)); with a batch axis the result
