@@ -238,17 +238,19 @@ def _compile_jax(plan: Plan, batched):
 
 
 #: programs with at least this many steps compile at XLA backend optimisation level 0 on CPU
-FAST_COMPILE_STEPS = 64
+FAST_COMPILE_STEPS = 1024
 
 
 def compiler_options(n_steps: int) -> dict | None:
     """XLA options for a planned expression of ``n_steps`` contractions.
 
     On CPU, programs of :data:`FAST_COMPILE_STEPS` steps or more compile at LLVM
-    backend optimisation level 0: they are hundreds of ``dot_general`` calls, and
-    measured on the 16-qubit staircase (123 steps) level 0 halves compile time
-    (12 s -> 6 s) at the same warm time, while on a 20-step program it made warm
-    calls 40% slower for 1 s less compile time. ``QTN_XLA_OPT_LEVEL`` forces a level.
+    backend optimisation level 0. Below that the default level pays: measured on
+    2 idle cores (staircase circuits, the last qubit's full light cone), level 0
+    made warm calls 1.2-1.4x slower for little compile time saved (123 steps:
+    0.9 s against 1.6 s; 279 steps: 4.5 s against 4.8 s; 567 steps: 4.9 s
+    against 6.9 s). Only programs of thousands of ``dot_general`` steps, where
+    compile time dominates, keep level 0. ``QTN_XLA_OPT_LEVEL`` forces a level.
     """
     import os
 
