@@ -199,12 +199,22 @@ class Plan:
 class _Executable:
     compiled: object
     consts: list
+    _bytes: int | None = field(default=None, init=False, repr=False)
+    _measured: bool = field(default=False, init=False, repr=False)
 
     def __call__(self, *args):
         return self.compiled(self.consts, *args)
 
     def device_bytes(self) -> int | None:
-        """XLA's own count: arguments (constants and inputs), output and temporaries."""
+        """XLA's own count: arguments (constants and inputs), output and temporaries.
+
+        Asked of XLA once per executable (the analysis costs milliseconds, which
+        every call of a small contraction would otherwise pay)."""
+        if not self._measured:
+            self._bytes, self._measured = self._analyse(), True
+        return self._bytes
+
+    def _analyse(self) -> int | None:
         try:
             m = self.compiled.memory_analysis()
         except Exception:  # noqa: BLE001 - not every backend reports it
