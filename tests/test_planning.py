@@ -13,7 +13,7 @@ from cotengra.pathfinders.path_basic import optimize_optimal
 from cotengra.presets import estimate_optimal_hardness
 
 from qtn.circuit import Circuit, Trainable
-from qtn.simulation import PLAN_STATS, clear_plan_cache, probabilities, simulate
+from qtn.simulation import PLAN_STATS, clear_plan_cache, probabilities, simulate, statevector
 from qtn.simulation.network import build_network
 from qtn.simulation.search import AutoPlanner, PathCache, search_path, simplify
 
@@ -128,11 +128,15 @@ def test_disk_cache_from_environment_and_a_corrupt_file_is_searched_again(tmp_pa
 
 
 def test_search_path_is_a_valid_full_path():
-    """The simplified search maps back onto the full network: a complete SSA path whose
-    contraction reproduces the network's value."""
-    c, _ = _deep_circuit(4, 24, seed=4)
-    net = build_network(c, ("amp", (0,) * 4))
+    """The simplified search maps back onto the full network: cotengra accepts it as one
+    complete contraction tree, and the amplitude the engine contracts along it equals
+    the dense statevector's entry."""
+    c, theta = _deep_circuit(4, 24, seed=4)
+    net = build_network(c, ("amp", (1, 0, 1, 1)))
     path = search_path(net.inputs, net.output, net.sizes, None)
     assert len(path) == len(net.inputs) - 1
-    used = [i for pair in path for i in pair]
-    assert len(used) == len(set(used))
+    tree = ctg.ContractionTree.from_path(net.inputs, net.output, net.sizes, ssa_path=path)
+    assert tree.is_complete()
+    clear_plan_cache()
+    amp = simulate(c, dtype="complex128").amplitude((1, 0, 1, 1), params=theta)
+    np.testing.assert_allclose(amp, statevector(c, params=theta)[0b1011], atol=1e-12)

@@ -306,3 +306,57 @@ def test_sweep_needs_an_mps_classifier(small_problem):
     phi, y = small_problem
     with pytest.raises(ValueError, match="method='sweep' trains MPS classifiers"):
         fit(mps_forward, init_mps(jax.random.key(0), 16, 2), phi, y, FitConfig(method="sweep"))
+
+
+def _quadratic_problem():
+    """A batch loss whose exact minimiser is known: sum((p - target)^2) over a two-leaf
+    pytree, the same for every sample (so the minibatches do not matter)."""
+    target = {"a": jnp.array([0.3, -0.2]), "b": jnp.array([0.1, 0.4, -0.5])}
+
+    def batch_loss(p, xb, yb, wb):
+        sq = sum(jnp.sum((p[k] - target[k]) ** 2) for k in target)
+        return jnp.sum(wb * sq) / jnp.sum(wb)
+
+    def forward(p, x):
+        return jnp.array([1.0, 0.0]), jnp.array(0.0)
+
+    p0 = {"a": jnp.zeros(2), "b": jnp.zeros(3)}
+    phi, y = jnp.zeros((32, 1)), jnp.zeros(32, jnp.int32)
+    return target, batch_loss, forward, p0, phi, y
+
+
+@pytest.mark.parametrize("method", ["adam", "spsa"])
+def test_fit_batch_loss_reaches_the_known_minimum(method):
+    from qtn.training import fit_batch_loss
+    from qtn.training.spsa import SPSAConfig
+
+    target, batch_loss, forward, p0, phi, y = _quadratic_problem()
+    epochs = 40 if method == "spsa" else 25
+    cfg = FitConfig(max_epochs=epochs, batch_size=8)
+    spsa = SPSAConfig(a=0.2, b=0.05) if method == "spsa" else None
+    p, hist, info = fit_batch_loss(batch_loss, forward, p0, phi, y, cfg, spsa=spsa,
+                                   learning_rate=0.05, seed=0)  # fmt: skip
+    for k in target:
+        np.testing.assert_allclose(p[k], target[k], atol=0.02)
+    assert len(hist) == epochs and hist[-1]["loss"] < 1e-3 and hist[0]["accuracy"] == 1.0
+    assert ("spsa" in info) == (method == "spsa")
+
+
+def test_fit_batch_loss_refuses_bad_input():
+    from qtn.training import fit_batch_loss
+
+    _, batch_loss, forward, p0, phi, y = _quadratic_problem()
+    cfg = FitConfig(max_epochs=1)
+    cases = [
+        (dict(config={"max_epochs": 1}), TypeError, "config must be a FitConfig"),
+        (dict(batch_loss=None), TypeError, "batch_loss must be a function"),
+        (dict(spsa={"a": 1}), TypeError, "spsa must be an SPSAConfig"),
+        (dict(learning_rate=-1.0), ValueError, "learning_rate must be a positive"),
+        (dict(y=y[:5]), ValueError, "y shape"),
+        (dict(sample_weight=-np.ones(32)), ValueError, "sample_weight must be 32"),
+    ]
+    for kw, exc, match in cases:
+        args = dict(batch_loss=batch_loss, forward=forward, params=p0, phi=phi, y=y, config=cfg)
+        args.update(kw)
+        with pytest.raises(exc, match=match):
+            fit_batch_loss(**args)

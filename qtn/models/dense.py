@@ -1,8 +1,9 @@
 """Dense oracles for tests and small-size reports: MPS and TTN states as plain numpy arrays.
 
 Each function contracts the network by ``numpy.einsum`` or ``tensordot`` with
-no log-norm tracking, so use them for small N only (they refuse more than
-2**24 entries).
+no log-norm tracking, so use them for small sizes only: :func:`to_dense` and
+:func:`ttn_to_dense` refuse states of more than 2**24 entries; the per-sample
+amplitude oracles cost one pass over the cores.
 """
 
 from __future__ import annotations

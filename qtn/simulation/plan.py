@@ -19,6 +19,7 @@ the limit; only then does the full search run.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import OrderedDict
@@ -199,8 +200,6 @@ class Plan:
 class _Executable:
     compiled: object
     consts: list
-    _bytes: int | None = field(default=None, init=False, repr=False)
-    _measured: bool = field(default=False, init=False, repr=False)
 
     def __call__(self, *args):
         return self.compiled(self.consts, *args)
@@ -210,11 +209,10 @@ class _Executable:
 
         Asked of XLA once per executable (the analysis costs milliseconds, which
         every call of a small contraction would otherwise pay)."""
-        if not self._measured:
-            self._bytes, self._measured = self._analyse(), True
-        return self._bytes
+        return self._analysed_bytes
 
-    def _analyse(self) -> int | None:
+    @functools.cached_property
+    def _analysed_bytes(self) -> int | None:
         try:
             m = self.compiled.memory_analysis()
         except Exception:  # noqa: BLE001 - not every backend reports it

@@ -81,13 +81,30 @@ def fit_batch_loss(
 
     if not isinstance(config, FitConfig):
         raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    for name, fn in (("batch_loss", batch_loss), ("forward", forward)):
+        if not callable(fn):
+            raise TypeError(f"{name} must be a function, got {type(fn).__name__}")
+    if spsa is not None and not isinstance(spsa, SPSAConfig):
+        raise TypeError(f"spsa must be an SPSAConfig or None, got {type(spsa).__name__}")
+    lr = learning_rate
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
+        raise ValueError(f"learning_rate must be a positive finite number, got {lr!r}")
+    phi, y = jnp.asarray(phi), jnp.asarray(y)
+    n = phi.shape[0] if phi.ndim else 0
+    if n < 1 or y.shape != (n,):
+        raise ValueError(
+            f"phi must have a leading sample axis and y shape (n,): got phi {phi.shape}, "
+            f"y {y.shape}"
+        )
+    w = jnp.ones(n, phi.dtype) if sample_weight is None else jnp.asarray(sample_weight, phi.dtype)
+    if w.shape != (n,) or not bool(jnp.all(jnp.isfinite(w) & (w >= 0))):
+        raise ValueError(
+            f"sample_weight must be {n} finite non-negative numbers, got shape {w.shape}"
+        )
     batch = jax.jit(batch_loss)
     rng = np.random.default_rng(seed)
-    phi, y = jnp.asarray(phi), jnp.asarray(y)
-    n = phi.shape[0]
     bs = min(int(config.batch_size), n)
     steps_per_epoch = -(-n // bs)
-    w = jnp.ones(n, phi.dtype) if sample_weight is None else jnp.asarray(sample_weight, phi.dtype)
     history: list[dict] = []
     info: dict = {}
     if spsa is not None:
