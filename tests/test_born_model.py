@@ -236,3 +236,34 @@ def test_born_sweep_reaches_the_bas_optimum_and_stays_canonical():
         m = np.asarray(a, np.float64).reshape(a.shape[0], -1)
         np.testing.assert_allclose(m @ m.T, np.eye(len(m)), atol=1e-5)
     assert len(info["bond_ranks"]) == 8 and max(info["bond_ranks"]) <= 16
+
+
+@pytest.mark.parametrize("steps", [1, 10])
+def test_born_sweep_kernel_steps_equal_the_direct_steps(x64, steps):
+    """The Gram-matrix form of the local steps gives the direct path's epoch (float64),
+    weights, a large learning rate (the trust region acting) and uneven data included."""
+    from qtn.training.born_sweep import born_sweep_epoch, born_sweep_init, use_kernel
+
+    rng = np.random.default_rng(3)
+    n, n_sites, chi = 40, 8, 5
+    X = (rng.random((n, n_sites)) < 0.3).astype(int)
+    phi = jax.nn.one_hot(jnp.asarray(X), 2, dtype=jnp.float64)
+    w = jnp.asarray(rng.uniform(0.2, 2.0, n))
+    mps = _to_jax(random_mps(1, n_sites, chi))
+    out = {}
+    for kernel in (False, True):
+        m, state = born_sweep_init(mps, phi, w)
+        for lr in (0.05, 5.0):
+            m, state, loss = born_sweep_epoch(
+                m, state, phi, w, learning_rate=lr, cutoff=1e-12, local_steps=steps, kernel=kernel
+            )
+        out[kernel] = (loss, to_dense(m), state.ranks)
+    np.testing.assert_allclose(out[True][0], out[False][0], rtol=1e-7)
+    np.testing.assert_allclose(out[True][1], out[False][1], atol=1e-6)
+    assert out[True][2] == out[False][2]
+    # the automatic choice: the Gram form where it costs fewer operations, real dtypes only
+    assert use_kernel(1000, 500, 2, 10, jnp.float32)
+    assert not use_kernel(60000, 500, 2, 10, jnp.float32)  # n x n would not fit
+    assert not use_kernel(1000, 10, 2, 10, jnp.float32)  # chi^2 small: direct is cheaper
+    assert not use_kernel(1000, 500, 2, 10, jnp.complex64)
+    assert not use_kernel(1000, 500, 2, 0, jnp.float32)
