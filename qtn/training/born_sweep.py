@@ -21,7 +21,8 @@ site 0 to N-1 and back (every bond updated twice); sweeping left is sweeping
 right on the mirrored chain. The reported loss of an epoch is the exact NLL
 of the final, truncated state.
 
-Memory: two (n, chi) environments per site, estimated before allocating.
+Memory: two (n, chi) environments per site and copies of the cores, estimated before
+allocating (:func:`sweep_memory`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qtn.models import MPS, merge, reverse_cores, right_canonicalize, split
+from qtn.models import MPS, merge, right_canonicalize, split
 from qtn.models.mps import guarded_log, guarded_norm
 
-__all__ = ["BornSweepState", "born_sweep_init", "born_sweep_epoch", "SWEEP_MEMORY"]
+__all__ = ["BornSweepState", "born_sweep_init", "born_sweep_epoch", "sweep_memory", "SWEEP_MEMORY"]
 
 #: the largest environment cache (bytes) a Born sweep allocates before refusing
 SWEEP_MEMORY = 12 * 2**30
@@ -59,6 +60,14 @@ class BornSweepState:
     logs_right: list
     ranks: list
     max_discarded: float = 0.0
+
+
+@jax.jit
+def _advance_right(env, logs, core, phi):
+    """(n, chi) right environment and log scales through one site core, leftwards."""
+    w = jnp.einsum("asb,nb,ns->na", core, env, phi.astype(core.dtype))
+    nrm, safe = guarded_norm(w, axis=1)
+    return w / safe[:, None], logs + guarded_log(nrm, _TINY)
 
 
 @jax.jit
@@ -195,20 +204,41 @@ def born_sweep_init(mps: MPS, phi, w=None) -> tuple[MPS, BornSweepState]:
     Raises ValueError if the environment cache would exceed :data:`SWEEP_MEMORY`.
     """
     n, n_sites = phi.shape[0], phi.shape[1]
-    need = 2 * n_sites * n * mps.bond_dim * np.dtype(mps.dtype.name).itemsize
+    need = sweep_memory(n, n_sites, mps.bond_dim, mps.phys_dim, mps.dtype)
     if need > SWEEP_MEMORY:
         raise ValueError(
-            f"the sweep's environment cache needs {need / 2**30:.1f} GiB for {n} samples x "
-            f"{n_sites} sites x bond dimension {mps.bond_dim} (limit {SWEEP_MEMORY / 2**30:.0f} "
-            "GiB): train on fewer samples or use method='gradient'"
+            f"the sweep needs about {need / 2**30:.1f} GiB (environments of {n} samples x "
+            f"{n_sites} sites x bond dimension {mps.bond_dim}, and copies of the cores; limit "
+            f"{SWEEP_MEMORY / 2**30:.0f} GiB): train on fewer samples or use method='gradient'"
         )
-    canon = right_canonicalize(mps)
-    cores = list(canon.cores())
-    mirrored, mphi = reverse_cores(cores), jnp.flip(phi, 1)
-    envs_r, logs_r = _left_envs(mirrored, mphi, n_sites - 1)
+    cores = right_canonicalize(mps).cores()
+    rdt = jnp.real(cores[0]).dtype
+    envs_r, logs_r = [None] * n_sites, [None] * n_sites
+    envs_r[-1] = jnp.zeros((n, cores[-1].shape[-1]), cores[0].dtype).at[:, 0].set(1)
+    logs_r[-1] = jnp.zeros(n, rdt)
+    for i in range(n_sites - 1, 0, -1):  # the right environments, one core at a time
+        envs_r[i - 1], logs_r[i - 1] = _advance_right(envs_r[i], logs_r[i], cores[i], phi[:, i])
     envs_l, logs_l = _left_envs(cores, phi, 0)
-    state = BornSweepState(envs_l, logs_l, envs_r[::-1], logs_r[::-1], [])
+    state = BornSweepState(envs_l, logs_l, envs_r, logs_r, [])
     return MPS.from_cores(cores, 0), state
+
+
+def sweep_memory(n: int, n_sites: int, bond_dim: int, phys_dim: int, dtype) -> int:
+    """Bytes a sweep holds at its peak: the left and right environments of every sample
+    (2 n N chi) and four copies of the cores (4 N chi^2 d: the stacked MPS in and out, the
+    list swept, and the best epoch's copy that training keeps)."""
+    item = np.dtype(getattr(dtype, "name", dtype)).itemsize
+    return item * (2 * n_sites * n * bond_dim + 4 * n_sites * bond_dim * bond_dim * phys_dim)
+
+
+def _mirror(items: list, transpose: bool = False) -> list:
+    """Reverse ``items`` in place (and swap each core's bonds, one core at a time): the
+    mirrored chain without a second copy of every array."""
+    items.reverse()
+    if transpose:
+        for i, c in enumerate(items):
+            items[i] = c.transpose(3, 1, 2, 0) if c.ndim == 4 else c.transpose(2, 1, 0)
+    return items
 
 
 def _right_sweep(cores, envs_l, logs_l, envs_r, logs_r, phi, w, updates, bar=None):
@@ -245,6 +275,8 @@ def born_sweep_epoch(
 ) -> tuple[MPS, BornSweepState, float]:
     """One epoch: the centre from site 0 to N-1 and back. Returns (mps, state, exact NLL).
 
+    ``state``'s environment lists are updated in place (memory: one copy of them, not two).
+
     ``progress`` shows a tqdm bar over the 2 (N-1) bond updates. ``kernel`` picks the
     Gram-matrix form of the local steps (same iterates; O(n^2) per step instead of
     O(n d^2 chi^2)); ``None`` picks it where it costs fewer operations (:func:`use_kernel`).
@@ -260,19 +292,20 @@ def born_sweep_epoch(
     updates = tuple(_make_update(lr, cut, steps, bool(kernel), last) for last in (False, True))
     w = jnp.asarray(w, jnp.real(mps.center).dtype)
     cores = mps.cores()
-    envs_l, logs_l = list(state.envs_left), list(state.logs_left)
-    envs_r, logs_r = list(state.envs_right), list(state.logs_right)
+    del mps  # the caller's reference remains; the lists below are updated in place
+    envs_l, logs_l = state.envs_left, state.logs_left
+    envs_r, logs_r = state.envs_right, state.logs_right
     bar = tqdm(total=2 * (len(cores) - 1), desc="sweep", leave=False, disable=not progress)
     _, _, d1 = _right_sweep(cores, envs_l, logs_l, envs_r, logs_r, phi, w, updates, bar)
-    mcores, mphi = reverse_cores(cores), jnp.flip(phi, 1)
-    menvs_l, mlogs_l, menvs_r, mlogs_r = envs_r[::-1], logs_r[::-1], envs_l[::-1], logs_l[::-1]
+    mcores, mphi = _mirror(cores, transpose=True), jnp.flip(phi, 1)
+    menvs_l, mlogs_l, menvs_r, mlogs_r = map(_mirror, (envs_r, logs_r, envs_l, logs_l))
     loss, mranks, d2 = _right_sweep(
         mcores, menvs_l, mlogs_l, menvs_r, mlogs_r, mphi, w, updates, bar
     )
     bar.close()
-    cores = reverse_cores(mcores)
+    cores = _mirror(mcores, transpose=True)
     new_state = BornSweepState(
-        menvs_r[::-1], mlogs_r[::-1], menvs_l[::-1], mlogs_l[::-1],
+        _mirror(menvs_r), _mirror(mlogs_r), _mirror(menvs_l), _mirror(mlogs_l),
         [int(r) for r in mranks][::-1], float(jnp.maximum(d1, d2)),
     )  # fmt: skip
     return MPS.from_cores(cores, 0), new_state, float(loss)
