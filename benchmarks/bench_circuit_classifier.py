@@ -102,12 +102,12 @@ def fit_case(name, task, data, **kw):
 
 
 def accuracy(args):
-    for task in ("3v5", "evenodd"):
+    for task in args.tasks:
         data = load(task, args.data_dir, args.n_train, args.n_test, args.size)
-        for structure in ("tree", "mps"):
-            for v in (1, 2):
+        for structure in args.structures:
+            for v in args.bond_qubits:
                 fit_case("accuracy", task, data, structure=structure, bond_qubits=v,
-                         max_epochs=args.epochs, learning_rate=0.05)  # fmt: skip
+                         max_epochs=args.epochs, learning_rate=args.learning_rate)  # fmt: skip
 
 
 def warmstart(args):
@@ -292,6 +292,10 @@ def main():
     ap.add_argument("--n-test", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--size", type=int, default=None, help="image side (default 8; quick 4)")
+    ap.add_argument("--tasks", nargs="+", default=["3v5", "evenodd"], choices=["3v5", "evenodd"])
+    ap.add_argument("--structures", nargs="+", default=["tree", "mps"], choices=["tree", "mps"])
+    ap.add_argument("--bond-qubits", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--learning-rate", type=float, default=0.05, help="accuracy: Adam step")
     args = ap.parse_args()
     q = args.quick
     args.n_train = args.n_train or (300 if q else 3000)

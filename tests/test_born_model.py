@@ -267,3 +267,29 @@ def test_born_sweep_kernel_steps_equal_the_direct_steps(x64, steps):
     assert not use_kernel(1000, 10, 2, 10, jnp.float32)  # chi^2 small: direct is cheaper
     assert not use_kernel(1000, 500, 2, 10, jnp.complex64)
     assert not use_kernel(1000, 500, 2, 0, jnp.float32)
+
+
+def test_born_sweep_kernel_falls_back_to_direct_steps(x64, monkeypatch):
+    """A Gram-matrix iterate that has lost its unit norm to rounding is replaced by the direct
+    steps: with a tolerance nothing meets, the kernel epoch is the direct epoch."""
+    from qtn.training import born_sweep as bs
+
+    rng = np.random.default_rng(4)
+    X = (rng.random((30, 6)) < 0.4).astype(int)
+    phi = jax.nn.one_hot(jnp.asarray(X), 2, dtype=jnp.float64)
+    w = jnp.ones(30)
+    mps = _to_jax(random_mps(2, 6, 4))
+    monkeypatch.setattr(bs, "KERNEL_TOLERANCE", -1.0)
+    bs._make_update.cache_clear()
+    try:
+        out = []
+        for kernel in (True, False):
+            m, state = bs.born_sweep_init(mps, phi, w)
+            m, state, loss = bs.born_sweep_epoch(
+                m, state, phi, w, learning_rate=0.1, cutoff=1e-12, local_steps=3, kernel=kernel
+            )
+            out.append((loss, to_dense(m)))
+    finally:
+        bs._make_update.cache_clear()
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-12)
+    np.testing.assert_allclose(out[0][1], out[1][1], atol=1e-12)

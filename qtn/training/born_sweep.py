@@ -47,6 +47,9 @@ MAX_STEP = 0.5
 _TINY = 1e-30
 #: the most samples for which the local steps may use their n x n Gram matrix
 KERNEL_MAX_SAMPLES = 8192
+#: the Gram-matrix steps are kept only if the formed iterate's norm is 1 within this (else the
+#: bond is redone by the direct steps)
+KERNEL_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -107,7 +110,8 @@ def _kernel_descent(theta, lenv, renv, pi, pj, w, lr: float, steps: int):
     ``alpha theta_0 + sum_m beta_m E_m``. Amplitudes, norms and step sizes then need only
     ``<theta_0, E_m>`` and the Gram matrix ``<E_n, E_m>`` (n x n): a step costs O(n^2)
     instead of the direct path's O(n d^2 chi^2). Same iterates as the direct path, exactly
-    in exact arithmetic; theta is formed once at the end.
+    in exact arithmetic; theta is formed once at the end. Returns ``(theta, ok)``: ``ok`` is
+    False when rounding has cost the formed theta its unit norm (or made it non-finite).
     """
     chi, d = theta.shape[0], theta.shape[1]
     x = (lenv @ theta.reshape(chi, d * d * chi)).reshape(-1, d, d, chi)
@@ -136,7 +140,11 @@ def _kernel_descent(theta, lenv, renv, pi, pj, w, lr: float, steps: int):
     zero = jnp.zeros_like(amp0)
     (a, b, _), _ = jax.lax.scan(step, (jnp.ones((), theta.dtype), zero, zero), None, length=steps)
     lb = (lenv * b[:, None])[:, :, None, None] * pi[:, None, :, None] * pj[:, None, None, :]
-    return a * theta + jnp.einsum("nast,nb->astb", lb, renv)
+    new = a * theta + jnp.einsum("nast,nb->astb", lb, renv)
+    # the iterate is normalised, so its formed norm must be 1: in float32 a long chain of steps
+    # can lose that (coefficients that cancel), and the caller then takes the direct steps
+    err = jnp.abs(jnp.sum(new * new) - 1)
+    return new, err < KERNEL_TOLERANCE
 
 
 def use_kernel(n: int, chi: int, d: int, steps: int, dtype) -> bool:
@@ -170,10 +178,15 @@ def _make_update(
             theta = theta - move
             return theta / jnp.linalg.norm(theta), None
 
+        def direct(theta):
+            return jax.lax.scan(step, theta, None, length=steps)[0]
+
         if kernel:
-            theta = _kernel_descent(theta, lenv, renv, pi, pj, w.astype(a.dtype), lr, steps)
+            wk = w.astype(a.dtype)
+            fast, ok = _kernel_descent(theta, lenv, renv, pi, pj, wk, lr, steps)
+            theta = jax.lax.cond(ok, lambda t: t[0], lambda t: direct(t[1]), (fast, theta))
         else:
-            theta, _ = jax.lax.scan(step, theta, None, length=steps)
+            theta = direct(theta)
         new_a, new_b, discarded, rank = split(
             theta[:, :, :, None, :], move="right", max_bond=chi, cutoff=cutoff, normalize=True
         )
