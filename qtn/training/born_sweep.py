@@ -66,14 +66,6 @@ class BornSweepState:
 
 
 @jax.jit
-def _advance_right(env, logs, core, phi):
-    """(n, chi) right environment and log scales through one site core, leftwards."""
-    w = jnp.einsum("asb,nb,ns->na", core, env, phi.astype(core.dtype))
-    nrm, safe = guarded_norm(w, axis=1)
-    return w / safe[:, None], logs + guarded_log(nrm, _TINY)
-
-
-@jax.jit
 def _advance(env, logs, core, phi):
     """(n, chi) environment and log scales through one site core with features (n, d)."""
     w = jnp.einsum("na,asb,ns->nb", env, core, phi.astype(core.dtype))
@@ -92,12 +84,15 @@ def _left_envs(cores, phi, upto):
     return envs, logs
 
 
-def _local_nll(theta, lenv, llog, renv, rlog, pi, pj, w):
+def _amplitudes(theta, lenv, renv, pi, pj):
+    """<L_n| theta[:, x_i, x_j, :] |R_n> of every sample n."""
     chi, d = theta.shape[0], theta.shape[1]
     x = (lenv @ theta.reshape(chi, d * d * chi)).reshape(-1, d, d, chi)
-    y = jnp.einsum("nstb,ns,nt->nb", x, pi, pj)
-    amp = jnp.sum(y * renv, axis=1)
-    mag = jnp.abs(amp)
+    return jnp.sum(jnp.einsum("nstb,ns,nt->nb", x, pi, pj) * renv, axis=1)
+
+
+def _local_nll(theta, lenv, llog, renv, rlog, pi, pj, w):
+    mag = jnp.abs(_amplitudes(theta, lenv, renv, pi, pj))
     logpsi = jnp.log(jnp.where(mag > 0, mag, _TINY)) + llog + rlog
     return -2 * jnp.sum(w * logpsi) / jnp.sum(w) + jnp.log(jnp.sum(jnp.abs(theta) ** 2))
 
@@ -113,9 +108,7 @@ def _kernel_descent(theta, lenv, renv, pi, pj, w, lr: float, steps: int):
     in exact arithmetic; theta is formed once at the end. Returns ``(theta, ok)``: ``ok`` is
     False when rounding has cost the formed theta its unit norm (or made it non-finite).
     """
-    chi, d = theta.shape[0], theta.shape[1]
-    x = (lenv @ theta.reshape(chi, d * d * chi)).reshape(-1, d, d, chi)
-    amp0 = jnp.sum(jnp.einsum("nstb,ns,nt->nb", x, pi, pj) * renv, axis=1)
+    amp0 = _amplitudes(theta, lenv, renv, pi, pj)
     gram = (pi @ pi.T) * (pj @ pj.T) * (lenv @ lenv.T) * (renv @ renv.T)
     n0 = jnp.sum(theta * theta)
     wn = w / jnp.sum(w)
@@ -230,7 +223,8 @@ def born_sweep_init(mps: MPS, phi, w=None) -> tuple[MPS, BornSweepState]:
     envs_r[-1] = jnp.zeros((n, cores[-1].shape[-1]), cores[0].dtype).at[:, 0].set(1)
     logs_r[-1] = jnp.zeros(n, rdt)
     for i in range(n_sites - 1, 0, -1):  # the right environments, one core at a time
-        envs_r[i - 1], logs_r[i - 1] = _advance_right(envs_r[i], logs_r[i], cores[i], phi[:, i])
+        mirrored = cores[i].transpose(2, 1, 0)  # leftwards = rightwards on the mirrored core
+        envs_r[i - 1], logs_r[i - 1] = _advance(envs_r[i], logs_r[i], mirrored, phi[:, i])
     envs_l, logs_l = _left_envs(cores, phi, 0)
     state = BornSweepState(envs_l, logs_l, envs_r, logs_r, [])
     return MPS.from_cores(cores, 0), state
