@@ -293,3 +293,101 @@ def test_born_sweep_kernel_falls_back_to_direct_steps(x64, monkeypatch):
         bs._make_update.cache_clear()
     np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-12)
     np.testing.assert_allclose(out[0][1], out[1][1], atol=1e-12)
+
+
+def _sweep_once(bs, mps, X, dtype, **kw):
+    phi = jax.nn.one_hot(jnp.asarray(X), 2, dtype=dtype)
+    w = jnp.ones(len(X), dtype)
+    m, state = bs.born_sweep_init(mps, phi, w)
+    kw = {"learning_rate": 0.1, "cutoff": 1e-12, "local_steps": 3, **kw}
+    m, state, loss = bs.born_sweep_epoch(m, state, phi, w, **kw)
+    return m, state, loss
+
+
+@pytest.mark.parametrize("kernel", [False, True])
+def test_born_sweep_steps_survive_tiny_amplitudes_in_float32(x64, kernel):
+    """A sample the state nearly misses (local amplitude 1e-20) has a gradient term 1/psi ~
+    1e20 whose square overflows float32: the step is computed scaled, so one float32 bond
+    update takes the float64 (trust-region) steps instead of stalling or turning NaN."""
+    from qtn.training import born_sweep as bs
+
+    rng = np.random.default_rng(5)
+    n, chi, d = 10, 2, 2
+    q, _ = np.linalg.qr(rng.normal(size=(d * chi, chi)))
+    b = q.T.reshape(chi, d, chi)  # right-isometric
+    lenv = rng.normal(size=(n, chi))
+    renv = rng.normal(size=(n, chi))
+    lenv, renv = (e / np.linalg.norm(e, axis=1, keepdims=True) for e in (lenv, renv))
+    xi, xj = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    xi[0] = xj[0] = 1
+    lenv[0] = [1.0, 0.0]
+    a = rng.normal(size=(chi, d, chi))
+    c = b[:, 1, :] @ renv[0]
+    a[0, 1, :] = 1e-20 * c / (c @ c)  # sample 0's amplitude <L_0|theta[:, 1, 1, :]|R_0> = 1e-20
+    out = {}
+    for dtype in (jnp.float64, jnp.float32):
+        args = [jnp.asarray(v, dtype) for v in (a, b, lenv, np.zeros(n), renv, np.zeros(n))]
+        pi, pj = (jax.nn.one_hot(jnp.asarray(x), d, dtype=dtype) for x in (xi, xj))
+        bs._make_update.cache_clear()
+        new_a, new_b, *_, flags = bs._make_update(0.1, 1e-12, 3, kernel, True)(
+            *args, pi, pj, jnp.ones(n, dtype)
+        )
+        assert not np.any(np.asarray(flags))
+        out[dtype] = np.einsum("lsm,mtr->lstr", np.asarray(new_a, np.float64),
+                               np.asarray(new_b, np.float64))  # fmt: skip
+    bs._make_update.cache_clear()
+    theta0 = np.einsum("lsm,mtr->lstr", a, b)
+    assert np.linalg.norm(out[jnp.float64] - theta0 / np.linalg.norm(theta0)) > 0.3  # it moved
+    np.testing.assert_allclose(out[jnp.float32], out[jnp.float64], atol=1e-5)
+
+
+def test_born_sweep_keeps_a_bond_whose_steps_break_down(x64, monkeypatch):
+    """Steps that end in a non-finite theta (forced: a NaN trust region) are not split: every
+    bond keeps its state, the count is reported, and the loss stays finite and exact."""
+    from qtn.training import born_sweep as bs
+
+    rng = np.random.default_rng(6)
+    X = (rng.random((20, 6)) < 0.4).astype(int)
+    mps = _to_jax(random_mps(3, 6, 4))
+    before = to_dense(mps)
+    monkeypatch.setattr(bs, "MAX_STEP", float("nan"))
+    bs._make_update.cache_clear()
+    try:
+        for kernel in (False, True):
+            m, state, loss = _sweep_once(bs, mps, X, jnp.float64, kernel=kernel)
+            assert state.skipped == 2 * 5 and state.svd_retries == 0
+            np.testing.assert_allclose(to_dense(m), before, atol=1e-10)  # unchanged state
+            prob = before**2 / np.sum(before**2)
+            np.testing.assert_allclose(loss, -np.mean(np.log(prob[_index(X, 2)])), rtol=1e-10)
+    finally:
+        bs._make_update.cache_clear()
+
+
+def test_born_sweep_redoes_a_failed_svd_by_qr_iteration(x64, monkeypatch):
+    """LAPACK's gesdd fails on rare matrices and JAX returns NaN: such a split is redone with
+    the QR-iteration SVD (simulated here by a split whose default SVD returns NaN), and the
+    epoch equals an ordinary one."""
+    from qtn.models import mps as mps_module
+    from qtn.training import born_sweep as bs
+
+    rng = np.random.default_rng(7)
+    X = (rng.random((20, 6)) < 0.4).astype(int)
+    mps = _to_jax(random_mps(4, 6, 4))
+    bs._make_update.cache_clear()
+    ref, _, ref_loss = _sweep_once(bs, mps, X, jnp.float64)
+
+    def failing_split(theta, **kw):
+        a, b, disc, rank = mps_module.split(theta, **kw)
+        if kw.get("qr_svd"):
+            return a, b, disc, rank
+        return a * jnp.nan, b * jnp.nan, disc, rank
+
+    monkeypatch.setattr(bs, "split", failing_split)
+    bs._make_update.cache_clear()
+    try:
+        m, state, loss = _sweep_once(bs, mps, X, jnp.float64)
+    finally:
+        bs._make_update.cache_clear()
+    assert state.svd_retries == 2 * 5 and state.skipped == 0
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-10)
+    np.testing.assert_allclose(to_dense(m), to_dense(ref), atol=1e-10)

@@ -405,7 +405,15 @@ def merge(a, b):
     )
 
 
-def split(theta, *, move: str, max_bond: int, cutoff: float = 0.0, normalize: bool = False):
+def split(
+    theta,
+    *,
+    move: str,
+    max_bond: int,
+    cutoff: float = 0.0,
+    normalize: bool = False,
+    qr_svd: bool = False,
+):
     """Split theta (D_l, d_a, d_b, L, D_r) by a truncated SVD (xp-generic, static shapes).
 
     ``move="right"``: the left core becomes left-isometric (D_l, d_a, chi) and the
@@ -414,7 +422,9 @@ def split(theta, *, move: str, max_bond: int, cutoff: float = 0.0, normalize: bo
     ``cutoff`` times the largest (or below rounding) are dropped; outputs are
     zero-padded to ``max_bond``. With ``normalize`` the kept values are rescaled
     to unit norm. Returns ``(a, b, discarded_weight, rank)``; the label leg is
-    dropped from the output when L = 1.
+    dropped from the output when L = 1. ``qr_svd`` (JAX arrays) uses LAPACK's QR-iteration
+    SVD (gesvd) instead of divide and conquer (gesdd): slower, but it converges on the rare
+    matrices where gesdd fails and JAX returns NaN.
     """
     xp = _xp(theta)
     dl, da, db, n_lab, dr = theta.shape
@@ -425,7 +435,12 @@ def split(theta, *, move: str, max_bond: int, cutoff: float = 0.0, normalize: bo
         mat = theta.transpose(0, 1, 3, 2, 4).reshape(dl * da * n_lab, db * dr)
     else:
         raise ValueError(f"move must be 'right' or 'left', got {move!r}")
-    u, s, vh = xp.linalg.svd(mat, full_matrices=False)
+    if qr_svd and xp is jnp:
+        u, s, vh = jax.lax.linalg.svd(
+            mat, full_matrices=False, algorithm=jax.lax.linalg.SvdAlgorithm.QR
+        )
+    else:
+        u, s, vh = xp.linalg.svd(mat, full_matrices=False)
     k = s.shape[0]
     if k < chi:  # pad to the static bond dimension
         u = xp.concatenate([u, xp.zeros((u.shape[0], chi - k), u.dtype)], axis=1)

@@ -63,6 +63,11 @@ class BornSweepState:
     logs_right: list
     ranks: list
     max_discarded: float = 0.0
+    #: bond updates of the last epoch whose local steps gave a non-finite or vanishing theta
+    #: (those bonds kept their state)
+    skipped: int = 0
+    #: bond updates of the last epoch whose SVD was redone by QR iteration (gesdd failed)
+    svd_retries: int = 0
 
 
 @jax.jit
@@ -122,10 +127,14 @@ def _kernel_descent(theta, lenv, renv, pi, pj, w, lr: float, steps: int):
         nk = norm2(a, b, kb)
         hit = amp != 0
         c = jnp.where(hit, -2 * wn / jnp.where(hit, amp, 1), 0)
-        ga, gb = 2 * a / nk, c + 2 * b / nk
-        kg = gram @ c + (2 / nk) * kb
-        size = lr * jnp.sqrt(jnp.maximum(norm2(ga, gb, kg), 0))
-        eta = lr * jnp.minimum(1.0, MAX_STEP / jnp.where(size > 0, size, 1))
+        # the gradient (ga, gb) scaled by its largest coefficient s, so that its squared
+        # norm cannot overflow when a sample's amplitude is tiny (1/amp ~ 1e30 in float32)
+        s = jnp.maximum(jnp.abs(2 * a / nk), jnp.max(jnp.abs(c + 2 * b / nk)))
+        s = jnp.where(s > 0, s, 1)
+        ga, gb = (2 * a / nk) / s, (c + 2 * b / nk) / s
+        kg = gram @ (c / s) + (2 / nk) * (kb / s)
+        q = jnp.sqrt(jnp.maximum(norm2(ga, gb, kg), 0))
+        eta = jnp.minimum(lr * s, MAX_STEP / jnp.where(q > 0, q, 1))  # trust region
         a, b, kb = a - eta * ga, b - eta * gb, kb - eta * kg
         r = 1 / jnp.sqrt(norm2(a, b, kb))
         return (a * r, b * r, kb * r), None
@@ -161,14 +170,15 @@ def _make_update(
         chi = a.shape[0]
         pi, pj = pi.astype(a.dtype), pj.astype(a.dtype)
         theta = merge(a, b)[:, :, :, 0, :]
-        theta = theta / jnp.linalg.norm(theta)
+        theta0 = theta / jnp.linalg.norm(theta)
 
         def step(theta, _):
             g = grad(theta, lenv, llog, renv, rlog, pi, pj, w)
-            move = lr * g
-            size = jnp.linalg.norm(move)  # trust region: a step moves the unit theta <= 0.5
-            move = move * jnp.minimum(1.0, MAX_STEP / jnp.where(size > 0, size, 1))
-            theta = theta - move
+            s = jnp.max(jnp.abs(g))  # scaled: |g|^2 must not overflow (1/psi(x) is huge
+            g = g / jnp.where(s > 0, s, 1)  # for a sample the state nearly misses)
+            q = jnp.linalg.norm(g)
+            # trust region: a step moves the unit theta by at most MAX_STEP
+            theta = theta - jnp.minimum(lr * s, MAX_STEP / jnp.where(q > 0, q, 1)) * g
             return theta / jnp.linalg.norm(theta), None
 
         def direct(theta):
@@ -176,20 +186,34 @@ def _make_update(
 
         if kernel:
             wk = w.astype(a.dtype)
-            fast, ok = _kernel_descent(theta, lenv, renv, pi, pj, wk, lr, steps)
-            theta = jax.lax.cond(ok, lambda t: t[0], lambda t: direct(t[1]), (fast, theta))
+            fast, ok = _kernel_descent(theta0, lenv, renv, pi, pj, wk, lr, steps)
+            theta = jax.lax.cond(ok, lambda t: t[0], lambda t: direct(t[1]), (fast, theta0))
         else:
-            theta = direct(theta)
-        new_a, new_b, discarded, rank = split(
-            theta[:, :, :, None, :], move="right", max_bond=chi, cutoff=cutoff, normalize=True
-        )
+            theta = direct(theta0)
+        # a non-finite or vanishing iterate (float32 breakdown) is never split: the bond keeps
+        # its state and is counted, instead of NaN cores (and Z = 0) spreading down the chain
+        good = jnp.all(jnp.isfinite(theta)) & (jnp.sum(jnp.abs(theta) ** 2) > _TINY)
+        theta = jnp.where(good, theta, theta0)
+
+        def cut(t, qr_svd):
+            return split(t[:, :, :, None, :], move="right", max_bond=chi, cutoff=cutoff,
+                         normalize=True, qr_svd=qr_svd)  # fmt: skip
+
+        parts = cut(theta, False)
+        # LAPACK's divide-and-conquer SVD fails on rare matrices (JAX then returns NaN, and
+        # the cores would become NaN or zero, Z = 0): such a bond is split again by QR iteration
+        failed = ~(jnp.all(jnp.isfinite(parts[0])) & jnp.all(jnp.isfinite(parts[1]))
+                   & (parts[3] > 0))  # fmt: skip
+        parts = jax.lax.cond(failed, lambda t: cut(t, True), lambda t: parts, theta)
+        new_a, new_b, discarded, rank = parts
         if with_loss:
             merged = merge(new_a, new_b)[:, :, :, 0, :]
             loss = _local_nll(merged, lenv, llog, renv, rlog, pi, pj, w)
         else:
             loss = jnp.zeros((), jnp.real(a).dtype)
         env, logs = _advance(lenv, llog, new_a, pi)
-        return new_a, new_b, env, logs, loss, rank, discarded
+        flags = jnp.stack([~good, failed]).astype(jnp.int32)
+        return new_a, new_b, env, logs, loss, rank, discarded, flags
 
     return update
 
@@ -249,23 +273,25 @@ def _mirror(items: list, transpose: bool = False) -> list:
 
 
 def _right_sweep(cores, envs_l, logs_l, envs_r, logs_r, phi, w, updates, bar=None):
-    """Move the centre from 0 to N-1, updating each bond; returns (last loss, ranks, worst).
+    """Move the centre from 0 to N-1, updating each bond; returns (last loss, ranks, worst,
+    [bonds whose steps broke down, bonds whose SVD was redone]).
 
     ``updates`` = (update without the loss, update with it): only the last bond's loss is kept.
     """
-    ranks, worst, loss = [], jnp.zeros(()), None
+    ranks, worst, loss, flags = [], jnp.zeros(()), None, jnp.zeros(2, jnp.int32)
     for i in range(len(cores) - 1):
         if bar is not None:
             bar.update(1)
         update = updates[i == len(cores) - 2]
-        a, b, env, logs, loss, rank, disc = update(
+        a, b, env, logs, loss, rank, disc, bad = update(
             cores[i], cores[i + 1], envs_l[i], logs_l[i], envs_r[i + 1], logs_r[i + 1],
             phi[:, i], phi[:, i + 1], w,
         )  # fmt: skip
         cores[i], cores[i + 1], envs_l[i + 1], logs_l[i + 1] = a, b, env, logs
         ranks.append(rank)
         worst = jnp.maximum(worst, disc)
-    return loss, ranks, worst
+        flags = flags + bad
+    return loss, ranks, worst, flags
 
 
 def born_sweep_epoch(
@@ -303,16 +329,16 @@ def born_sweep_epoch(
     envs_l, logs_l = state.envs_left, state.logs_left
     envs_r, logs_r = state.envs_right, state.logs_right
     bar = tqdm(total=2 * (len(cores) - 1), desc="sweep", leave=False, disable=not progress)
-    _, _, d1 = _right_sweep(cores, envs_l, logs_l, envs_r, logs_r, phi, w, updates, bar)
+    _, _, d1, s1 = _right_sweep(cores, envs_l, logs_l, envs_r, logs_r, phi, w, updates, bar)
     mcores, mphi = _mirror(cores, transpose=True), jnp.flip(phi, 1)
     menvs_l, mlogs_l, menvs_r, mlogs_r = map(_mirror, (envs_r, logs_r, envs_l, logs_l))
-    loss, mranks, d2 = _right_sweep(
+    loss, mranks, d2, s2 = _right_sweep(
         mcores, menvs_l, mlogs_l, menvs_r, mlogs_r, mphi, w, updates, bar
     )
     bar.close()
     cores = _mirror(mcores, transpose=True)
     new_state = BornSweepState(
         _mirror(menvs_r), _mirror(mlogs_r), _mirror(menvs_l), _mirror(mlogs_l),
-        [int(r) for r in mranks][::-1], float(jnp.maximum(d1, d2)),
+        [int(r) for r in mranks][::-1], float(jnp.maximum(d1, d2)), *(int(f) for f in s1 + s2),
     )  # fmt: skip
     return MPS.from_cores(cores, 0), new_state, float(loss)
