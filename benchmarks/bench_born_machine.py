@@ -135,6 +135,8 @@ def case_mnist(args):
         born = BornMachine(
             bond_dim=bond, method="sweep", max_epochs=args.epochs or (2 if args.quick else 10),
             max_seconds=args.time_budget, random_state=0, verbose=args.verbose,
+            **({} if args.local_steps is None else {"local_steps": args.local_steps}),
+            **({} if args.learning_rate is None else {"learning_rate": args.learning_rate}),
         )  # fmt: skip
         t0 = time.perf_counter()
         born.fit(X)
@@ -149,6 +151,9 @@ def case_mnist(args):
             "test_zero_prob": int((~finite).sum()), "sweeps": born.n_iter_, "fit_s": fit_s,
             "seconds_per_sweep": [round(h["seconds"], 2) for h in born.history_],
             "max_bond_rank": max(born.fit_info_["bond_ranks"]),
+            "local_steps": born.local_steps, "learning_rate": born.learning_rate,
+            "skipped_bonds_per_sweep": [h.get("skipped_bonds") for h in born.history_],
+            "svd_retries_per_sweep": [h.get("svd_retries") for h in born.history_],
             "memory_estimate_gib": round(need, 2), "time_budget_s": args.time_budget,
             **machine(),
         })  # fmt: skip
@@ -222,6 +227,8 @@ def main(argv=None):
     p.add_argument("--n-samples", type=int, default=10000, help="sampling: qtn samples")
     p.add_argument("--peer-samples", type=int, default=200, help="sampling: quimb samples")
     p.add_argument("--peer-seconds", type=float, default=120.0, help="sampling: quimb budget")
+    p.add_argument("--local-steps", type=int, default=None, help="mnist: steps per bond")
+    p.add_argument("--learning-rate", type=float, default=None, help="mnist: sweep step size")
     p.add_argument("--verbose", type=int, default=0)
     args = p.parse_args(argv)
     if args.case in ("bas", "all"):
