@@ -22,9 +22,9 @@ throughput  samples/s of exact training (jitted value_and_grad over a batch) on 
             qubits, against per-sample simulation of the same circuit on Aer (exact
             probabilities of the bound circuit: the reused dynamic circuit on Aer's
             density-matrix method; forward only, an Aer gradient needs 2 P + 1 of them by
-            parameter shift) and PennyLane ``default.qubit`` with JAX (jitted
-            value_and_grad, vmapped over the batch; 16 qubits only, a statevector of 64
-            qubits is out of reach).
+            parameter shift) and PennyLane ``default.qubit`` with JAX (value_and_grad by
+            backpropagation, the batch by parameter broadcasting, eager unless
+            --pennylane-jit; 16 qubits only, a statevector of 64 qubits is out of reach).
 """
 
 from __future__ import annotations
@@ -191,7 +191,11 @@ def _aer_throughput(layout, n_samples):
     return n_samples / secs, p1, layout.n_params
 
 
-def _pennylane_throughput(layout, batch, reps):
+def _pennylane_throughput(layout, batch, reps, jit=False):
+    """PennyLane ``default.qubit`` (JAX interface, backpropagation) on the same circuit, the
+    batch by parameter broadcasting (one broadcast RY per pixel). ``jit=False`` runs it
+    eagerly: jitting this 16-qubit QNode's value_and_grad had not finished compiling after
+    20 minutes (XLA's "very slow compile" warning), with vmap and with broadcasting."""
     import jax
     import jax.numpy as jnp
     import pennylane as qml
@@ -204,7 +208,7 @@ def _pennylane_throughput(layout, batch, reps):
     @qml.qnode(dev, interface="jax")
     def circuit(theta, x):
         for q in range(n):
-            qml.RY(jnp.pi * x[q], wires=q)
+            qml.RY(jnp.pi * x[..., q], wires=q)
         for node in layout.nodes:
             s = node.start
             for a, b in node.pairs:
@@ -227,19 +231,20 @@ def _pennylane_throughput(layout, batch, reps):
     theta = jnp.asarray(init_circuit_params(layout, 0), jnp.float32)
 
     def loss(th):
-        p = jax.vmap(circuit, in_axes=(None, 0))(th, X)
+        p = circuit(th, X)
         return -jnp.mean(jnp.log(jnp.take_along_axis(p, y[:, None], 1)))
 
-    step = jax.jit(jax.value_and_grad(loss))
+    step = jax.value_and_grad(loss)
+    step = jax.jit(step) if jit else step
     t0 = time.perf_counter()
     jax.block_until_ready(step(theta))
-    compile_s = time.perf_counter() - t0
+    first_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(reps):
         jax.block_until_ready(step(theta))
     per = (time.perf_counter() - t0) / reps
-    p_check = np.asarray(jax.vmap(circuit, in_axes=(None, 0))(theta, X[:4]))[:, 1]
-    return batch / per, compile_s, p_check
+    p_check = np.asarray(circuit(theta, X[:4]))[:, 1]
+    return batch / per, first_s, p_check
 
 
 def throughput(args):
@@ -248,7 +253,7 @@ def throughput(args):
 
     sizes = [16] if args.quick else [16, 64]
     qtn_rate = {}
-    for n in sizes:
+    for n in sizes if "aer" in args.throughput_peers else ():
         for structure in ("tree", "mps"):
             lay = CircuitLayout(structure, n)
             qtn_sps, comp = _qtn_throughput(lay, args.batch, args.reps)
@@ -265,18 +270,29 @@ def throughput(args):
                   "ratio_qtn_train_over_aer_forward": qtn_sps / aer_sps,
                   "ratio_qtn_train_over_aer_param_shift_train":
                       qtn_sps / (aer_sps / (2 * n_params + 1))})  # fmt: skip
-    for structure in ("tree", "mps"):  # last: its compilation is the slowest part
+    for structure in ("tree", "mps") if "pennylane" in args.throughput_peers else ():
         lay = CircuitLayout(structure, 16)
-        qtn_sps, ours = qtn_rate[structure, 16]
+        if (structure, 16) not in qtn_rate:
+            qtn_sps, _ = _qtn_throughput(lay, args.batch, args.reps)
+            X = np.random.default_rng(0).random((args.aer_samples, 16))
+            ours = Simulator(build_circuit(lay), optimizer="greedy").probs(
+                [lay.output_qubit], params=init_circuit_params(lay, 0), data=X
+            )[:, 1]
+        else:
+            qtn_sps, ours = qtn_rate[structure, 16]
         try:
-            pl_sps, pl_comp, pl_p1 = _pennylane_throughput(lay, args.batch, args.reps)
+            pl_sps, pl_comp, pl_p1 = _pennylane_throughput(
+                lay, args.pennylane_batch, args.pennylane_reps, jit=args.pennylane_jit
+            )
         except ImportError:
             emit({"case": "throughput", "peer": "pennylane", "structure": structure,
                   "pennylane": "not installed"})  # fmt: skip
             continue
         emit({"case": "throughput", "peer": "pennylane", "structure": structure,
               "n_qubits": 16, "batch": args.batch, "qtn_train_samples_per_s": qtn_sps,
-              "pennylane_train_samples_per_s": pl_sps, "pennylane_compile_s": pl_comp,
+              "pennylane_batch": args.pennylane_batch,
+              "pennylane_train_samples_per_s": pl_sps, "pennylane_first_step_s": pl_comp,
+              "pennylane_mode": ("jit" if args.pennylane_jit else "eager") + ", broadcast",
               "pennylane_max_abs_diff": float(np.max(np.abs(pl_p1 - ours[:4]))),
               "ratio_qtn_over_pennylane": qtn_sps / pl_sps})  # fmt: skip
 
@@ -296,6 +312,12 @@ def main():
     ap.add_argument("--structures", nargs="+", default=["tree", "mps"], choices=["tree", "mps"])
     ap.add_argument("--bond-qubits", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--learning-rate", type=float, default=0.05, help="accuracy: Adam step")
+    ap.add_argument("--throughput-peers", nargs="+", default=["aer", "pennylane"],
+                    choices=["aer", "pennylane"])  # fmt: skip
+    ap.add_argument("--pennylane-jit", action="store_true", help="jit PennyLane's step")
+    ap.add_argument("--pennylane-reps", type=int, default=2, help="timed PennyLane steps")
+    # backpropagation keeps every intermediate state: 16 qubits x batch 256 would hold ~40 GB
+    ap.add_argument("--pennylane-batch", type=int, default=16, help="PennyLane's batch")
     args = ap.parse_args()
     q = args.quick
     args.n_train = args.n_train or (300 if q else 3000)
