@@ -19,14 +19,36 @@ devices (through ``JAX_NUM_CPU_DEVICES``, which JAX reads when it is imported,
 or ``jax.config`` when JAX is imported but not started). A count the user set
 (``JAX_NUM_CPU_DEVICES``, ``--xla_force_host_platform_device_count``) is kept.
 Once JAX has started it is too late, and qtn uses the devices there are.
+
+That automatic split is what an estimator does with ``devices=None``. An explicit
+``devices=`` (:func:`device_mesh`) always splits gradient training over the mesh it
+names, whatever the rules above say: several CPU devices, several GPUs, or the
+devices of several processes after ``jax.distributed.initialize``.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 
-__all__ = ["configure", "batch_mesh", "shard_count"]
+__all__ = [
+    "configure",
+    "batch_mesh",
+    "shard_count",
+    "device_mesh",
+    "batch_shards",
+    "spans_processes",
+    "DEVICES_HELP",
+]
+
+#: what the estimators' ``devices=`` accepts, for error messages
+DEVICES_HELP = (
+    "None (automatic), 'all' (every device of the default backend, across processes "
+    "after jax.distributed.initialize), an int n >= 1 (the first n of jax.devices()), a "
+    "sequence of jax devices, or a jax.sharding.Mesh with an axis named 'batch' (or a "
+    "single axis)"
+)
 
 #: training splits a minibatch over the devices only when each gets at least this many rows
 MIN_ROWS_PER_DEVICE = 16
@@ -109,3 +131,123 @@ def shard_count(rows: int, n_params: int | None = None) -> int:
         if 6.0 * (rows // n) * n_params < floor:
             return 1
     return n
+
+
+_NAMED: dict = {}
+
+
+def _mesh_of(devices: tuple):
+    """The 1-D ``"batch"`` mesh over ``devices`` (one object per device tuple, so the
+    compiled epochs keyed on it are reused)."""
+    if devices not in _NAMED:
+        import numpy as np
+        from jax.sharding import Mesh
+
+        _NAMED[devices] = Mesh(np.array(devices, dtype=object), ("batch",))
+    return _NAMED[devices]
+
+
+def device_mesh(devices):
+    """The mesh that an estimator's ``devices=`` names, or None for ``devices=None``.
+
+    Parameters
+    ----------
+    devices
+        ``None``: no explicit mesh (the automatic policy of :func:`shard_count`).
+        ``"all"``: every device of ``jax.devices()`` (the default backend; after
+        ``jax.distributed.initialize``, the devices of every process). An int ``n``:
+        the first ``n`` of ``jax.devices()``. A sequence of ``jax.Device``: those
+        (distinct, one platform). A ``jax.sharding.Mesh``: used as it is when it has
+        an axis named ``"batch"`` (the minibatch is split along it and replicated
+        over the other axes); a mesh of one axis of another name is renamed
+        ``"batch"``.
+
+    Returns
+    -------
+    jax.sharding.Mesh or None
+        A mesh with a ``"batch"`` axis; it may hold one device (then nothing is split,
+        but the computation runs on that device).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For anything else, naming ``devices``, the value and what is accepted. A mesh
+        spanning several processes must include a device of the calling process.
+
+    Examples
+    --------
+    >>> from qtn._devices import device_mesh
+    >>> device_mesh(None) is None
+    True
+    >>> device_mesh(1).shape["batch"]
+    1
+    """
+    if devices is None:
+        return None
+    import jax
+    from jax.sharding import Mesh
+
+    if isinstance(devices, Mesh):
+        names = tuple(devices.axis_names)
+        if "batch" in names:
+            mesh = devices
+        elif len(names) == 1:
+            mesh = _mesh_of(tuple(devices.devices.flat))
+        else:
+            raise ValueError(
+                f"devices: a Mesh needs an axis named 'batch' (or a single axis), got a Mesh "
+                f"with axes {names}"
+            )
+    elif isinstance(devices, str):
+        if devices != "all":
+            raise ValueError(f"devices must be {DEVICES_HELP}; got the string {devices!r}")
+        mesh = _mesh_of(tuple(jax.devices()))
+    elif isinstance(devices, bool):
+        raise TypeError(f"devices must be {DEVICES_HELP}; got the bool {devices!r}")
+    elif isinstance(devices, numbers.Integral):
+        every = jax.devices()
+        if not 1 <= devices <= len(every):
+            raise ValueError(
+                f"devices={devices!r} asks for {devices} devices; there are {len(every)} "
+                f"({every[0].platform}); pass an int in [1, {len(every)}] or 'all'"
+            )
+        mesh = _mesh_of(tuple(every[: int(devices)]))
+    elif isinstance(devices, list | tuple) or (
+        hasattr(devices, "__iter__") and not isinstance(devices, dict | set | bytes)
+    ):
+        seq = list(devices.flat) if hasattr(devices, "flat") else list(devices)
+        bad = [d for d in seq if not isinstance(d, jax.Device)]
+        if bad:
+            raise TypeError(
+                f"devices must be {DEVICES_HELP}; got a sequence holding "
+                f"{type(bad[0]).__name__} {bad[0]!r}, not a jax device"
+            )
+        if not seq:
+            raise ValueError(f"devices must be {DEVICES_HELP}; got an empty sequence")
+        if len(set(seq)) != len(seq):
+            raise ValueError(f"devices must be distinct, got {seq!r}")
+        if len({d.platform for d in seq}) > 1:
+            raise ValueError(f"devices must share one platform, got {seq!r}")
+        mesh = _mesh_of(tuple(seq))
+    else:
+        raise TypeError(f"devices must be {DEVICES_HELP}; got {type(devices).__name__} "
+                        f"{devices!r}")  # fmt: skip
+    owners = {d.process_index for d in mesh.devices.flat}
+    if jax.process_index() not in owners:
+        raise ValueError(
+            f"devices: the mesh holds devices of processes {sorted(owners)} but none of this "
+            f"process ({jax.process_index()}); every process that trains must hold a device "
+            "of the mesh (use devices='all')"
+        )
+    return mesh
+
+
+def batch_shards(mesh) -> int:
+    """How many parts a minibatch is split into on ``mesh`` (the size of its ``"batch"``
+    axis; 1 without a mesh)."""
+    return 1 if mesh is None else int(mesh.shape["batch"])
+
+
+def spans_processes(mesh) -> bool:
+    """Whether ``mesh`` holds devices of more than one process (``jax.distributed``)."""
+    return mesh is not None and len({d.process_index for d in mesh.devices.flat}) > 1

@@ -101,10 +101,12 @@ class PersistenceMixin:
     def save(self, path) -> None:
         """Save the fitted model to ``path`` (an ``.npz``, no pickle); the round trip is bit-exact.
 
-        A custom ``optimizer`` is not saved (it is only needed to continue training).
+        A custom ``optimizer`` is not saved (it is only needed to continue training), nor
+        ``devices`` (the devices of this run; a loaded model has ``devices=None``).
         """
         check_is_fitted(self)
-        est_params = {k: v for k, v in self.get_params().items() if k != "optimizer"}
+        est_params = {k: v for k, v in self.get_params().items()
+                      if k not in ("optimizer", "devices")}  # fmt: skip
         if not isinstance(est_params.get("random_state"), int | type(None)):
             est_params["random_state"] = None
         leaves = jax.tree_util.tree_leaves(self.params_)

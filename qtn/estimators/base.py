@@ -22,6 +22,12 @@ the domain are clipped into it), the feature-map step, chunked inference
 temperature calibration, progress bars through ``verbose``, and
 ``save``/``load`` of any params pytree with a versioned schema that is checked
 field by field on load.
+
+Two scale-out options live here too. ``devices=`` (each estimator's constructor
+parameter, validated through :class:`qtn.training.FitConfig`) splits gradient training
+over a mesh of devices (:func:`qtn._devices.device_mesh`); it is neither saved nor
+pickled when it holds device objects. The inference methods accept a Dask array and
+return one, mapped over its row chunks (:mod:`qtn.estimators._dask`).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from qtn._jax import check_dtype, x64_if
+from qtn.estimators._dask import is_dask_array, map_row_chunks
 from qtn.estimators._fitting import (
     check_two_classes,
     check_warm_start,
@@ -140,6 +147,19 @@ class TNEstimator(PersistenceMixin, BaseEstimator):
     def _seed(self) -> int:
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
+    # -- pickling: jax device objects belong to this process and do not pickle
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ gives __dict__
+        if not _portable_devices(state.get("devices")):
+            state["devices"] = None  # a Mesh or jax devices: the copy trains as devices=None
+        return state
+
+    # -- Dask arrays
+    def _dask(self, method: str, X, n_columns, dtype, **kwargs):
+        """``method`` mapped over the row chunks of the Dask array X (lazy Dask array)."""
+        check_is_fitted(self)
+        return map_row_chunks(self, method, X, n_columns=n_columns, dtype=dtype, **kwargs)
+
     # -- the feature step
     def _fit_scaling(self, X, sample_weight=None) -> None:
         """Decide the scaling at fit: ``scaler_`` is a fitted MinMaxScaler or None.
@@ -206,6 +226,11 @@ class TNEstimator(PersistenceMixin, BaseEstimator):
                 desc=type(self).__name__, sample_weight=sample_weight,
             )  # fmt: skip
             return jax.tree_util.tree_map(np.asarray, params), history, info
+
+
+def _portable_devices(devices) -> bool:
+    """Whether a ``devices`` value survives pickling: None, ``"all"`` or a count."""
+    return devices is None or isinstance(devices, str | numbers.Integral)
 
 
 def _refuse_text_or_complex(X) -> None:
@@ -429,25 +454,50 @@ class TNClassifier(ClassifierMixin, TNEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n_samples, n_classes): the ``output`` rule, then the fitted
-        temperature ``temperature_`` (``softmax(log p / T)``; 1 without calibration)."""
+        temperature ``temperature_`` (``softmax(log p / T)``; 1 without calibration).
+
+        X may be a ``dask.array.Array``: the result is then a Dask array computed chunk by
+        chunk of rows (on a ``distributed`` cluster if a Client is active), as for
+        :meth:`predict`, :meth:`predict_log_proba` and :meth:`decision_function`.
+
+        Examples
+        --------
+        >>> import dask.array as da  # doctest: +SKIP
+        >>> clf.predict_proba(da.from_array(X, chunks=(1000, -1))).compute()  # doctest: +SKIP
+        """
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return self._dask("predict_proba", X, len(self.classes_), np.float64)
         p = self._raw_proba(X)
         t = float(getattr(self, "temperature_", 1.0))
         return p if t == 1.0 else apply_temperature(p, t)
 
     def predict_log_proba(self, X) -> np.ndarray:
-        """Log of :meth:`predict_proba`."""
+        """Log of :meth:`predict_proba` (a Dask array for a Dask X)."""
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return self._dask("predict_log_proba", X, len(self.classes_), np.float64)
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
     def decision_function(self, X) -> np.ndarray:
-        """Log-probabilities (n, n_classes); for two classes, log p_1 - log p_0 (n,)."""
+        """Log-probabilities (n, n_classes); for two classes, log p_1 - log p_0 (n,). A Dask
+        array for a Dask X."""
+        if is_dask_array(X):
+            check_is_fitted(self)
+            binary = len(self.classes_) == 2
+            return self._dask("decision_function", X, None if binary else len(self.classes_),
+                              np.float64)  # fmt: skip
         logp = np.log(np.maximum(self.predict_proba(X), 1e-300))
         if len(self.classes_) == 2:
             return logp[:, 1] - logp[:, 0]
         return logp
 
     def predict(self, X) -> np.ndarray:
-        """Most probable class for each sample."""
+        """Most probable class for each sample (a Dask array of labels for a Dask X)."""
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return self._dask("predict", X, None, self.classes_.dtype)
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 

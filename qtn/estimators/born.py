@@ -85,6 +85,10 @@ class BornMachine(TNGenerative):
         0.2-0.5 nats above the optimum after 300 epochs, 0.1 reached it).
     dtype, random_state, verbose, max_seconds
         As for :class:`qtn.MPSClassifier` (``verbose=2`` also shows a bar per sweep).
+    devices
+        Data-parallel gradient training, as for :class:`qtn.MPSClassifier`; it needs
+        ``method="gradient"`` (or a tree, whose ``"auto"`` is gradients): sweeps run on
+        one device and refuse it.
 
     Attributes
     ----------
@@ -137,6 +141,7 @@ class BornMachine(TNGenerative):
         random_state=None,
         verbose: int = 0,
         max_seconds: float | None = None,
+        devices=None,
     ):
         self.structure = structure
         self.bond_dim = bond_dim
@@ -161,6 +166,7 @@ class BornMachine(TNGenerative):
         self.random_state = random_state
         self.verbose = verbose
         self.max_seconds = max_seconds
+        self.devices = devices
 
     _file_kind = "qtn.BornMachine"
     _init_std_default = {"mps": 1e-2, "ttn": 0.1}

@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from qtn._jax import check_dtype, x64_if
+from qtn.estimators._dask import is_dask_array
 from qtn.estimators.base import TNClassifier
 from qtn.models.circuit_classifier import (
     STRUCTURES,
@@ -121,6 +122,10 @@ class CircuitClassifier(TNClassifier):
         ``"float32"`` (complex64 contraction) or ``"float64"``.
     scaling, random_state, verbose, max_seconds, early_stopping, ...
         As in :class:`qtn.MPSClassifier`.
+    devices
+        As in :class:`qtn.MPSClassifier`: each minibatch is split over the devices, for
+        gradient training and for SPSA's loss evaluations alike (the ``init="mps"``
+        warm-start classifier trains on one device).
 
     Attributes
     ----------
@@ -176,6 +181,7 @@ class CircuitClassifier(TNClassifier):
         random_state=None,
         verbose: int = 0,
         max_seconds: float | None = None,
+        devices=None,
     ):
         self.structure = structure
         self.bond_qubits = bond_qubits
@@ -204,6 +210,7 @@ class CircuitClassifier(TNClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.max_seconds = max_seconds
+        self.devices = devices
 
     # ------------------------------------------------------------------ validation
 
@@ -451,14 +458,25 @@ class CircuitClassifier(TNClassifier):
 
     def predict_proba(self, X, *, noise: NoiseModel | None = None) -> np.ndarray:
         """Exact class probabilities (n, n_classes), under ``noise`` if given (exact
-        density-matrix contraction of the noisy circuit, readout errors included)."""
+        density-matrix contraction of the noisy circuit, readout errors included).
+
+        X may be a ``dask.array.Array``: the result is then a Dask array computed chunk by
+        chunk of rows (as for :meth:`predict`)."""
         if noise is not None and not isinstance(noise, NoiseModel):
             raise TypeError(f"noise must be a qtn.noise.NoiseModel, got {type(noise).__name__}")
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return self._dask("predict_proba", X, len(self.classes_), np.float64, noise=noise)
         fhat, _ = self._outputs(X, noise)
         p = np.asarray(fhat, np.float64) ** 2
         return p / p.sum(axis=1, keepdims=True)
 
     def predict(self, X, *, noise: NoiseModel | None = None) -> np.ndarray:
+        """Most probable class for each sample (under ``noise`` if given; a Dask array for a
+        Dask X)."""
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return self._dask("predict", X, None, self.classes_.dtype, noise=noise)
         return self.classes_[np.argmax(self.predict_proba(X, noise=noise), axis=1)]
 
     def score(self, X, y, sample_weight=None, *, noise: NoiseModel | None = None) -> float:
@@ -540,7 +558,7 @@ class CircuitClassifier(TNClassifier):
         return np.where(s > 0, p1 / np.where(s > 0, s, 1), 1.0 / k)
 
     def __getstate__(self):
-        state = dict(self.__dict__)
+        state = super().__getstate__()  # a copy (TNEstimator.__getstate__)
         for k in ("_fit_noise", "_init_model"):
             state.pop(k, None)
         return state

@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from qtn._jax import check_dtype, x64_if
+from qtn.estimators._dask import is_dask_array
 from qtn.estimators.base import TNEstimator
 from qtn.features import get_feature_map
 from qtn.training import FitConfig
@@ -151,7 +152,13 @@ class TNGenerative(TNEstimator):
 
     # -- likelihoods
     def log_prob(self, X) -> np.ndarray:
-        """log p(x) for every row of X, exact (float64 array, -inf where p(x) = 0)."""
+        """log p(x) for every row of X, exact (float64 array, -inf where p(x) = 0).
+
+        X may be a ``dask.array.Array``: the result is then a Dask array computed chunk by
+        chunk of rows (on a ``distributed`` cluster if a Client is active).
+        """
+        if is_dask_array(X):
+            return self._dask("log_prob", X, None, np.float64)
         _, logn = self._outputs(X)
         return 2.0 * np.asarray(logn, dtype=np.float64)
 

@@ -114,6 +114,18 @@ class MPSClassifier(TNClassifier):
         0 (default) is silent; >= 1 shows a tqdm bar with loss and accuracy per epoch.
     max_seconds
         Stop after the epoch that crosses this training time budget.
+    devices
+        Data-parallel gradient training (``method="gradient"``): every minibatch is
+        split over a ``jax.sharding.Mesh`` (rows sharded along its ``"batch"`` axis,
+        parameters replicated, gradients summed by XLA). ``None`` (default): automatic,
+        every local device when the split pays (see :mod:`qtn._devices`; on CPU only
+        with ``QTN_CPU_DEVICES``). ``"all"``: every device of ``jax.devices()``, across
+        processes after ``jax.distributed.initialize`` (each process then calls ``fit``
+        with the whole dataset and gets the same model). An int ``n``: the first ``n``
+        devices. A sequence of jax devices, or a ``Mesh`` with a ``"batch"`` axis (or a
+        single axis). Minibatches are padded with zero-weight rows to a multiple of the
+        device count. Not saved by :meth:`save`; device objects are not pickled (an
+        unpickled copy has ``devices=None``).
 
     Attributes
     ----------
@@ -134,7 +146,9 @@ class MPSClassifier(TNClassifier):
     fit_info_
         method, loss, n_train, n_held_out, learning_rate, epochs, seconds,
         calibration, ``bond_ranks`` (numerical rank of every bond of the trained
-        MPS); sweeps add ``max_discarded_weight``, ``local_loss``, ``local_solver``.
+        MPS); sweeps add ``max_discarded_weight``, ``local_loss``, ``local_solver``;
+        gradient training adds ``batch_shards`` (the number of devices each minibatch
+        was split over: 1 when it was not split).
 
     Examples
     --------
@@ -143,6 +157,17 @@ class MPSClassifier(TNClassifier):
     >>> clf = MPSClassifier(bond_dim=8, max_epochs=5, random_state=0).fit(X, y)
     >>> clf.predict(X[:3]).shape
     (3,)
+
+    Split every minibatch over all devices (several GPUs, or CPU devices asked for
+    with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``):
+
+    >>> clf = MPSClassifier(bond_dim=8, max_epochs=5, devices="all").fit(X, y)  # doctest: +SKIP
+
+    Predict on a Dask array, chunk by chunk (a Dask array back):
+
+    >>> import dask.array as da  # doctest: +SKIP
+    >>> clf.predict(da.from_array(X, chunks=500)).compute().shape  # doctest: +SKIP
+    (1797,)
     """
 
     def __init__(
@@ -177,6 +202,7 @@ class MPSClassifier(TNClassifier):
         random_state=None,
         verbose: int = 0,
         max_seconds: float | None = None,
+        devices=None,
     ):
         self.bond_dim = bond_dim
         self.method = method
@@ -207,6 +233,7 @@ class MPSClassifier(TNClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.max_seconds = max_seconds
+        self.devices = devices
 
     _file_kind = "qtn.MPSClassifier"
     _forward = staticmethod(classifier_forward)

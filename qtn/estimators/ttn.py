@@ -59,7 +59,8 @@ class TTNClassifier(TNClassifier):
     ``optimizer``, ``clip_norm``, ``lr_schedule``, ``batch_size``, ``max_epochs``,
     ``l2``, ``local_steps``, ``early_stopping``, ``validation_fraction``,
     ``n_iter_no_change``, ``tol``, ``dtype``, ``scaling``, ``random_state``,
-    ``verbose``, ``max_seconds``) means what it means for :class:`qtn.MPSClassifier`.
+    ``verbose``, ``max_seconds``, ``devices``) means what it means for
+    :class:`qtn.MPSClassifier`.
 
     Attributes
     ----------
@@ -109,6 +110,7 @@ class TTNClassifier(TNClassifier):
         random_state=None,
         verbose: int = 0,
         max_seconds: float | None = None,
+        devices=None,
     ):
         self.bond_dim = bond_dim
         self.image_shape = image_shape
@@ -135,6 +137,7 @@ class TTNClassifier(TNClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.max_seconds = max_seconds
+        self.devices = devices
 
     _file_kind = "qtn.TTNClassifier"
     _forward = staticmethod(ttn_classifier_forward)

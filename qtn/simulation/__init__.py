@@ -5,6 +5,9 @@
 - ``network.py``: circuit -> ket or doubled network, input states, the quantity
   registry, the reverse light cone.
 - ``plan.py``: typed cached plans, slicing under a memory limit.
+- ``program.py``: a path as straight-line contractions; partial sums of slice ranges.
+- ``scaleout.py``: sliced contractions over a JAX mesh (``devices=``) or a Dask
+  cluster (``executor=``), Dask arrays of inputs.
 - ``sampling.py``: exact sampling (whole marginal or chain rule).
 - :func:`statevector`, :func:`density_matrix`, :func:`probabilities` (``dense.py``):
   the dense numpy oracle.

@@ -14,6 +14,11 @@ exact for mixed states. Memory is bounded: a contraction whose estimated peak
 exceeds ``max_memory`` is sliced by cotengra, batches are chunked to fit, and
 what cannot fit raises :class:`qtn.errors.ContractionTooLargeError`. The
 ``numpy`` interface evaluates the same cached expressions without JAX.
+
+A sliced contraction can run its slices in parallel, over the devices of a
+JAX mesh (``devices=``) or the workers of a Dask cluster (``executor=``), and
+``probs``, ``expectation`` and ``amplitude`` map over Dask arrays of inputs
+(:mod:`qtn.simulation.scaleout`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,13 @@ from qtn.simulation import sampling
 from qtn.simulation.memory import default_memory_limit, parse_bytes, too_large
 from qtn.simulation.network import InitialState, build_network, mps_cores
 from qtn.simulation.plan import DTYPES, Plan, check_optimizer, get_plan
+from qtn.simulation.scaleout import (
+    ExecutorRunner,
+    check_executor,
+    dask_map,
+    is_dask_array,
+    resolve_devices,
+)
 from qtn.simulation.search import AutoPlanner
 
 __all__ = ["Simulator", "simulate", "defer_measurements"]
@@ -82,10 +94,43 @@ class Simulator:
         Directory for the opt-in on-disk path cache (one small JSON file per
         network, optimizer and memory limit, read back by later processes);
         default the ``QTN_PLAN_CACHE`` environment variable, else no disk cache.
+    devices
+        Where a *sliced* contraction (one whose peak exceeded ``max_memory``) runs its
+        slices: None (default: one device, as without this option), an int n (the
+        first n of ``jax.devices()``), a sequence of ``jax.Device`` objects, or a
+        ``jax.sharding.Mesh`` (its devices, flattened). With two or more devices the
+        slices are sharded over a 1-D mesh: each device scans over its share (the
+        count padded to a multiple of the devices with slices that add zero) with
+        the whole batch replicated, and ``lax.psum`` adds the partial sums.
+        ``jax.grad`` through :meth:`expectation_fn`, :meth:`probs_fn` and
+        :meth:`overlap_fn` runs the same sharded program. Unsliced contractions run
+        as without it. JAX interface only. In a multi-process JAX run
+        (``jax.distributed.initialize``) pass the global devices: the contraction
+        path is searched on process 0 and broadcast, so every process runs the
+        same program. CPU devices: ``XLA_FLAGS=--xla_force_host_platform_device_count=4``
+        (or ``QTN_CPU_DEVICES=4``) before JAX is imported.
+    executor
+        Runs sliced contractions and batches as tasks: a Dask ``distributed.Client``
+        or any object with ``submit(fn, *args)`` returning futures (a
+        ``concurrent.futures.Executor``; results are read with the executor's
+        ``gather`` if it has one, else each future's ``result()``). A sliced
+        contraction is split into one contiguous slice range per worker thread, each
+        task returns the partial sum and the partial sums are added here in task
+        order (deterministic); an unsliced batched call sends chunks of the batch
+        and concatenates the results; an unsliced single input runs here. Each plan
+        is scattered to a client's workers once. The workers run the simulator's
+        ``interface`` (JAX compiles once per worker and shape). Not together with
+        ``devices``.
 
     Every quantity takes ``params`` (shape (P,) shared, or (B, P) one vector per
     sample) and ``data`` (shape (F,) or (B, F)); with a batch axis the result
-    gets a leading B axis.
+    gets a leading B axis. :meth:`probs`, :meth:`expectation` and :meth:`amplitude`
+    also take a ``dask.array.Array`` with the batch axis for ``params``, ``data`` or
+    ``state`` and return a Dask array over its row chunks.
+
+    A Simulator pickles (cloudpickle, pickle) without its ``devices`` and
+    ``executor``: a copy sent to a Dask worker runs there on one device. Plans are
+    not pickled with it: each process plans (or reads ``cache_dir``) once.
 
     Examples
     --------
@@ -94,6 +139,15 @@ class Simulator:
     >>> sim = simulate(c)
     >>> sim.probs([0], params=np.zeros(15), data=np.random.rand(100, 2)).shape
     (100, 2)
+
+    A sliced contraction over 4 devices, or over a Dask cluster::
+
+        sim = simulate(c, dtype="complex128", max_memory="1MB", devices=4)
+        from dask.distributed import Client, LocalCluster
+        client = Client(LocalCluster(n_workers=2, threads_per_worker=1))
+        sim = simulate(c, dtype="complex128", max_memory="1MB", executor=client)
+        sim.probs(params=theta, data=x)           # slices summed over the workers
+        sim.probs(params=theta, data=dask_array)  # a Dask array, one task per chunk
     """
 
     def __init__(
@@ -107,6 +161,8 @@ class Simulator:
         max_memory=None,
         optimizer=None,
         cache_dir=None,
+        devices=None,
+        executor=None,
     ):
         if not isinstance(circuit, Circuit):
             raise TypeError(f"circuit must be a qtn Circuit, got {type(circuit).__name__}")
@@ -126,6 +182,29 @@ class Simulator:
         self._max_memory = None if max_memory is None else parse_bytes(max_memory)
         self._optimizer = check_optimizer(optimizer)
         self._cache_dir = cache_dir
+        self._mesh = resolve_devices(devices, interface)
+        self._executor = None if executor is None else ExecutorRunner(check_executor(executor))
+        if devices is not None and executor is not None:
+            raise ValueError(
+                "devices and executor: pass one of them (the slices of a contraction run over "
+                "the devices of this process, or as tasks of the executor), got "
+                f"devices={devices!r} and executor={type(executor).__name__}"
+            )
+
+    @property
+    def mesh(self):
+        """The 1-D ``jax.sharding.Mesh`` that sliced contractions are sharded over, or None."""
+        return self._mesh
+
+    @property
+    def executor(self):
+        """The executor that runs sliced contractions and batch chunks, or None."""
+        return None if self._executor is None else self._executor.executor
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.update(_mesh=None, _executor=None)  # devices and clients stay in this process
+        return state
 
     @property
     def is_pure(self) -> bool:
@@ -150,6 +229,9 @@ class Simulator:
         state = self.initial_state
         key = (self._net_circuit.structure_key(), (state.kind, state.digest), quantity,
                self.dtype, self.max_memory, opt_key)  # fmt: skip
+        broadcast = self._mesh is not None
+        if broadcast and _process_count() > 1:  # a path agreed on by every process
+            key = (*key, "broadcast")
         return get_plan(
             key,
             lambda: build_network(self._net_circuit, quantity, state),
@@ -159,6 +241,7 @@ class Simulator:
             cache_dir=self._cache_dir,
             what=f"{name!r} ({self.circuit.n_qubits} qubits)",
             results=_results,
+            broadcast=broadcast,
         )
 
     # ------------------------------------------------------------------ inputs
@@ -205,6 +288,8 @@ class Simulator:
         with x64_if(DTYPES[self.dtype][1]):
             plan = self.plan(name, *args, _results=2 * (size or 1))
             chunk = self._chunk(plan, flags, size or 1, what)
+            if self._executor is not None and (plan.program.n_slices > 1 or size is not None):
+                return self._run_tasks(plan, flags, inputs, bra, size, chunk)
             if self.interface == "numpy":
                 return np.asarray(plan.function(flags, "numpy")(p, x, s, bra, None))
             run, chunk = self._executable(plan, flags, inputs, bra, size, chunk, what)
@@ -222,6 +307,21 @@ class Simulator:
                     out = np.empty((size, *part.shape[1:]), part.dtype)
                 out[lo : lo + m] = part
             return out
+
+    def _run_tasks(self, plan, flags, inputs, bra, size, chunk):
+        """``_run`` on the executor: slice ranges of a sliced contraction (batches of at
+        most ``chunk`` inputs at a time), or chunks of an unsliced batch."""
+        runner = self._executor
+        batched = flags[:3]
+        if plan.program.n_slices == 1:
+            return runner.rows(plan, self.interface, flags, inputs, bra, size, chunk)
+        if size is None or size <= chunk:
+            return np.asarray(runner.slices(plan, self.interface, flags, inputs, bra))
+        parts = []
+        for lo in range(0, size, chunk):
+            sl = [a[lo : lo + chunk] if b else a for a, b in zip(inputs, batched)]
+            parts.append(np.asarray(runner.slices(plan, self.interface, flags, sl, bra)))
+        return np.concatenate(parts)
 
     def _results_bytes(self, plan: Plan, size: int) -> int:
         """The results of ``size`` inputs on the host, with one processed copy."""
@@ -257,7 +357,7 @@ class Simulator:
         for _ in range(4):
             n = None if size is None else min(size, chunk)
             args = [a if not b else a[:n] for a, b in zip(inputs, batched)]
-            exe = plan.executable(flags, (*args, bra, None))
+            exe = plan.executable(flags, (*args, bra, None), self._mesh)
             used = exe.device_bytes()
             if used is None or used <= budget:
                 return exe, (chunk if n is None else n)
@@ -297,12 +397,36 @@ class Simulator:
 
     # ------------------------------------------------------------------ quantities
 
+    def _dask(self, method, args, tail, dtype, params, data, state):
+        """The quantity over the row chunks of Dask inputs, or None without any."""
+        if not any(is_dask_array(a) for a in (params, data, state)):
+            return None
+        return dask_map(self, method, args, tail, np.dtype(dtype), params=params, data=data,
+                        state=state)  # fmt: skip
+
     def probs(self, qubits=None, *, params=None, data=None, state=None) -> np.ndarray:
         """Marginal Z-basis probabilities of ``qubits`` (default all), big-endian in that order.
 
-        Readout errors of the noise model are applied.
+        Readout errors of the noise model are applied. With a ``dask.array.Array`` of
+        batched ``params``, ``data`` or ``state`` the result is a Dask array of shape
+        (batch, 2**len(qubits)), one task per row chunk (the other axes are rechunked
+        whole), computed by the scheduler that computes it (threads by default, or a
+        ``distributed`` cluster); Dask is imported only then.
+
+        Examples
+        --------
+        A lazy result over 4 chunks of 2,500 rows::
+
+            import dask.array as da
+            X = da.random.default_rng(0).random((10_000, 2), chunks=2_500)
+            P = sim.probs([0], params=theta, data=X)   # dask array, shape (10000, 2)
+            P.compute()                                # threads; or client.compute(P)
         """
         qubits = self._qubits(qubits)
+        lazy = self._dask("probs", (qubits,), (2 ** len(qubits),), DTYPES[self.dtype][1],
+                          params, data, state)  # fmt: skip
+        if lazy is not None:
+            return lazy
         n = self.circuit.n_qubits
         if self.is_pure and len(qubits) == n:  # |amplitudes|^2: half the network of the marginal
             amp = self._run("state", (), params, data, state)
@@ -316,7 +440,15 @@ class Simulator:
         return p if self.noise is None else self.noise.apply_readout(p, qubits)
 
     def expectation(self, paulis, *, params=None, data=None, state=None) -> np.ndarray:
-        """Expectation value of a Pauli string: ``"ZIX"`` (one letter per qubit) or ``{q: "Z"}``."""
+        """Expectation value of a Pauli string: ``"ZIX"`` (one letter per qubit) or ``{q: "Z"}``.
+
+        Dask arrays of batched inputs give a Dask array of shape (batch,), as in :meth:`probs`.
+        """
+        paulis = dict(self._paulis(paulis))
+        lazy = self._dask("expectation", (paulis,), (), DTYPES[self.dtype][1], params, data,
+                          state)  # fmt: skip
+        if lazy is not None:
+            return lazy
         return np.real(self._run("expect", (self._paulis(paulis),), params, data, state))
 
     def _paulis(self, paulis) -> tuple:
@@ -337,11 +469,17 @@ class Simulator:
         return ops
 
     def amplitude(self, bits, *, params=None, data=None, state=None) -> np.ndarray:
-        """The amplitude <bits|psi> (bits big-endian, qubit 0 first); pure states only."""
+        """The amplitude <bits|psi> (bits big-endian, qubit 0 first); pure states only.
+
+        Dask arrays of batched inputs give a Dask array of shape (batch,), as in :meth:`probs`.
+        """
         self._need_pure("amplitude")
         bits = tuple(int(b) for b in bits)
         if len(bits) != self.circuit.n_qubits or any(b not in (0, 1) for b in bits):
             raise ValueError(f"bits must be {self.circuit.n_qubits} values of 0/1, got {bits}")
+        lazy = self._dask("amplitude", (bits,), (), DTYPES[self.dtype][0], params, data, state)
+        if lazy is not None:
+            return lazy
         return self._phase() * self._run("amp", (bits,), params, data, state)
 
     def statevector(self, *, params=None, data=None, state=None) -> np.ndarray:
@@ -387,6 +525,7 @@ class Simulator:
         sim = Simulator(deferred, dtype=self.dtype, interface=self.interface,
                         max_memory=self._max_memory, optimizer=self._optimizer,
                         cache_dir=self._cache_dir)  # fmt: skip
+        sim._mesh, sim._executor = self._mesh, self._executor
         p = sim.probs(records, params=params, data=data)
         if self.noise is not None and self.noise.readout:
             from qtn.noise import NoiseModel
@@ -424,12 +563,13 @@ class Simulator:
     # ------------------------------------------------------------------ differentiable functions
 
     def _jax_fn(self, name, *args):
-        return self.plan(name, *args).function((False,) * 5, "jax")
+        return self.plan(name, *args).function((False,) * 5, "jax", self._mesh)
 
     def expectation_fn(self, paulis):
         """A jitted JAX function ``f(params, data) -> <P>`` (one sample), for ``jax.grad``/``vmap``.
 
-        Example: ``jax.grad(lambda th: sim.expectation_fn("ZI")(th, x))(theta)``.
+        Example: ``jax.grad(lambda th: sim.expectation_fn("ZI")(th, x))(theta)``. With
+        ``devices``, a sliced contraction runs (and differentiates) sharded over them.
         """
         fn = self._jax_fn("expect", self._paulis(paulis))
         return lambda params, data=None: fn(params, _empty(data, params), None, None, None).real
@@ -489,6 +629,12 @@ def defer_measurements(circuit: Circuit):
         missing = sorted(set(range(max(clbits) + 1)) - set(clbits))
         raise ValueError(f"clbit_probs: clbits {missing} are never written")
     return out, [last[c][0] for c in clbits], [last[c][1] for c in clbits]
+
+
+def _process_count() -> int:
+    import jax
+
+    return jax.process_count()
 
 
 def _real_array(name, values, dtype):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -53,6 +54,9 @@ _PLANS: OrderedDict = OrderedDict()
 #: (vm.max_map_count, 65,530 by default), where XLA's compiler crashes.
 MAX_CACHED_PLANS = 256
 _MAX_SLICES = 2**24  # at most this many slices per contraction
+#: guards the one-time placement of a plan's constants (threads of a Dask scheduler
+#: may ask for them at once, and the first placement releases the host copies)
+_CONSTS_LOCK = threading.Lock()
 #: complex dtype -> (complex, matching real) dtype names
 DTYPES = {"complex64": ("complex64", "float32"), "complex128": ("complex128", "float64")}
 #: the per-sample arguments of a compiled function, in order
@@ -146,54 +150,102 @@ class Plan:
                 out.append(xp.conj(a) if conj else a)
         return out
 
-    def constants(self, interface: str):
+    def constants(self, interface: str, mesh=None):
         """The folded constants for ``interface``: numpy arrays, or JAX arrays put on the
-        default device once (the numpy copies are then released)."""
-        got = self._consts.get(interface)
+        default device once (the numpy copies are then released), or with a
+        ``jax.sharding.Mesh`` replicated on its devices once."""
+        key = interface if mesh is None else (interface, mesh)
+        got = self._consts.get(key)
         if got is not None:
             return got
-        if interface == "jax":
-            import jax
+        with _CONSTS_LOCK:
+            got = self._consts.get(key)
+            if got is not None:
+                return got
+            if interface == "jax":
+                import jax
 
-            # concrete even when first asked for inside a caller's trace (a jitted loss):
-            # a traced device_put would be cached here and leak
-            with jax.ensure_compile_time_eval():
-                got = [jax.device_put(a) for a in self.program.consts]
-        else:
-            src = self._consts.get("jax")
-            got = list(self.program.consts) if src is None else [np.asarray(a) for a in src]
-        self._consts[interface] = got
-        if interface == "jax":
-            self.program.consts = None  # one copy of the constants, on the device
+                # concrete even when first asked for inside a caller's trace (a jitted
+                # loss): a traced device_put would be cached here and leak
+                with jax.ensure_compile_time_eval():
+                    if mesh is None:
+                        got = [jax.device_put(a) for a in self.host_constants()]
+                    else:
+                        from jax.sharding import NamedSharding, PartitionSpec
+
+                        rep = NamedSharding(mesh, PartitionSpec())
+                        # from a callback: the multi-process way (each process supplies
+                        # the replicas on its own devices)
+                        got = [jax.make_array_from_callback(a.shape, rep, lambda i, a=a: a[i])
+                               for a in self.host_constants()]  # fmt: skip
+            else:
+                got = self.host_constants()
+            self._consts[key] = got
+            if key == "jax":
+                self.program.consts = None  # one copy of the constants, on the device
         return got
 
-    def function(self, batched: tuple, interface: str = "jax") -> Callable:
+    def host_constants(self) -> list:
+        """The folded constants as numpy arrays (copied back from the device if they were
+        moved there), without caching a second copy."""
+        got = self._consts.get("numpy")
+        if got is not None:
+            return got
+        if self.program.consts is not None:
+            return list(self.program.consts)
+        return [np.asarray(a) for a in self._consts["jax"]]
+
+    def function(self, batched: tuple, interface: str = "jax", mesh=None) -> Callable:
         """``f(params, data, state, bra, bits)``, vmapped over the arguments flagged in
-        ``batched`` (one flag per name in :data:`ARGS`), jitted under JAX."""
-        fn = self.fns.get((interface, batched))
+        ``batched`` (one flag per name in :data:`ARGS`), jitted under JAX.
+
+        With a 1-D ``jax.sharding.Mesh`` (JAX only) a sliced program runs its slices
+        sharded over the mesh's devices (:func:`_compile_jax`); an unsliced one ignores it.
+        """
+        if mesh is not None and (interface != "jax" or self.program.n_slices == 1):
+            mesh = None
+        fn = self.fns.get((interface, batched, mesh))
         if fn is None:
-            fn = (_compile_jax if interface == "jax" else _compile_numpy)(self, batched)
-            self.fns[(interface, batched)] = fn
+            fn = (_compile_jax(self, batched, mesh) if interface == "jax"
+                  else _compile_numpy(self, batched))  # fmt: skip
+            self.fns[(interface, batched, mesh)] = fn
         return fn
 
-    def executable(self, batched: tuple, args: tuple):
-        """The XLA executable of ``function(batched, "jax")`` for arguments shaped like
-        ``args`` (compiled ahead of time, cached by shapes): call it with ``args``, read
-        its ``memory_analysis()``."""
+    def executable(self, batched: tuple, args: tuple, mesh=None):
+        """The XLA executable of ``function(batched, "jax", mesh)`` for arguments shaped
+        like ``args`` (compiled ahead of time, cached by shapes): call it with ``args``,
+        read its ``memory_analysis()``."""
         import jax
 
+        if mesh is not None and self.program.n_slices == 1:
+            mesh = None
         leaves, tree = jax.tree_util.tree_flatten(list(args))
         shapes = tuple((np.shape(a), str(getattr(a, "dtype", None) or np.asarray(a).dtype))
                        for a in leaves)  # fmt: skip
-        key = (batched, str(tree), shapes)
+        key = (batched, str(tree), shapes, mesh)
         exe = self._exes.get(key)
         if exe is None:
-            top = self.function(batched, "jax").jitted
-            consts = self.constants("jax")
+            top = self.function(batched, "jax", mesh).jitted
+            consts = self.constants("jax", mesh)
             compiled = top.lower(consts, *args).compile()
             exe = _Executable(compiled, consts)
             self._exes[key] = exe
         return exe
+
+    # pickling (a Dask worker, a process pool): the program with numpy constants and the
+    # network travel; compiled functions and device arrays stay behind and are rebuilt
+
+    def __getstate__(self):
+        import dataclasses
+
+        state = dict(self.__dict__)
+        state["program"] = dataclasses.replace(self.program, consts=self.host_constants())
+        state.update(tensors=None, fns={}, _consts={}, _exes={})
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.tensors = gate_tensor_builder(self.network.gate_slots)
 
 
 @dataclass
@@ -222,27 +274,68 @@ class _Executable:
         return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
 
 
-def _compile_jax(plan: Plan, batched):
+def _compile_jax(plan: Plan, batched, mesh=None):
+    """The jitted (and vmapped) contraction; with a ``mesh``, its slices sharded over it.
+
+    Sharded: every device runs the whole batch (the inputs and constants are
+    replicated) on its own contiguous share of the slice numbers, ``ceil(n_slices /
+    n_devices)`` of them from ``axis_index * share`` (numbers past the last slice,
+    the padding of the last devices, add exactly zero), as one ``lax.scan``; a
+    ``lax.psum`` over the mesh axis adds the devices' partial sums. It is a
+    ``jax.shard_map``, so ``jax.grad`` flows through it.
+    """
     import jax
     import jax.numpy as jnp
 
     prog = plan.program
+    if mesh is None:
 
-    def single(consts, theta, x, state, bra, bits):
-        return prog(consts, plan.arrays(theta, x, state, bra, bits, jnp), jnp)
+        def single(consts, theta, x, state, bra, bits):
+            return prog(consts, plan.arrays(theta, x, state, bra, bits, jnp), jnp)
+
+    else:
+        (axis,) = mesh.axis_names
+        share = -(-prog.n_slices // mesh.size)
+
+        def single(consts, theta, x, state, bra, bits):
+            start = jax.lax.axis_index(axis) * share
+            arrays = plan.arrays(theta, x, state, bra, bits, jnp)
+            return prog.slice_sum(consts, arrays, jnp, start, share)
 
     if any(batched):
         single = jax.vmap(single, in_axes=(None, *(0 if b else None for b in batched)))
+    if mesh is not None:
+        from jax.sharding import PartitionSpec
+
+        per_device = single
+
+        def single(*args):
+            return jax.lax.psum(per_device(*args), axis)
+
+        single = _shard_map()(single, mesh=mesh, in_specs=(PartitionSpec(),) * 6,
+                              out_specs=PartitionSpec())  # fmt: skip
     jitted = jax.jit(single)  # inside a caller's jit (compiler options are top-level only)
     opts = compiler_options(len(prog.steps))
     top = jitted if opts is None else jax.jit(single, compiler_options=opts)
 
     def fn(*args):
         traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(args))
-        return (jitted if traced else top)(plan.constants("jax"), *args)
+        return (jitted if traced else top)(plan.constants("jax", mesh), *args)
 
     fn.jitted = top  # for ahead-of-time lowering (memory and compile-time measurements)
     return fn
+
+
+def _shard_map():
+    """``jax.shard_map`` (JAX >= 0.6), else ``jax.experimental.shard_map.shard_map``."""
+    import jax
+
+    fn = getattr(jax, "shard_map", None)
+    if fn is not None:
+        return fn
+    from jax.experimental.shard_map import shard_map
+
+    return lambda f, **kw: shard_map(f, check_rep=True, **kw)
 
 
 #: programs with at least this many steps compile at XLA backend optimisation level 0 on CPU
@@ -328,12 +421,16 @@ def get_plan(
     cache_dir=None,
     what: str = "",
     results: int = 0,
+    broadcast: bool = False,
 ) -> Plan:
     """The cached plan for ``key``, or a new one: build, check sizes, search, slice, fold.
 
     ``results`` copies of the result are reserved in the first size check (the
     results a call will hand back), so an oversized batch of results fails before
-    any search.
+    any search. With ``broadcast`` (a simulator sharding over a JAX mesh) the path
+    is searched on JAX process 0 only and broadcast to every process
+    (:func:`qtn.simulation.scaleout.broadcast_path`), so that a multi-process run
+    shards one program even when the search is not reproducible.
     """
     plan = _PLANS.get(key)
     if plan is not None:
@@ -344,29 +441,10 @@ def get_plan(
     net = build()
     itemsize = np.dtype(DTYPES[dtype][0]).itemsize
     _check_sizes(net, itemsize, max_memory, what, results)
-    opt_key = optimizer_key(optimizer)
-    disk = PathCache.from_setting(cache_dir) if opt_key is not None else None
-    disk_key = None
-    found = None
-    if disk is not None:
-        disk_key = PathCache.key(net.inputs, net.output, net.sizes, opt_key, (dtype, max_memory))
-        found = disk.get(disk_key)
-    if found is not None:
-        PLAN_STATS["disk_hits"] += 1
-        path, sliced = found
+    if broadcast:
+        path, sliced = _search_on_process_0(net, dtype, max_memory, optimizer, cache_dir, what)
     else:
-        PLAN_STATS["searches"] += 1
-        if optimizer is None or optimizer == "auto" or isinstance(optimizer, AutoPlanner):
-            # fail fast on a hopeless estimate from a cheap greedy path. Greedy can overestimate
-            # by far (a 24-qubit depth-100 random circuit: 24 TiB by greedy, width 28 by the
-            # search), so anything short of hopeless is searched and its path checked below.
-            quick = search_path(net.inputs, net.output, net.sizes, "greedy")
-            if _peak(net, quick, DTYPES[dtype][0]) > max_memory * _HOPELESS:
-                _fit(net, quick, dtype, max_memory, what)  # raises, stating the estimate
-        path = search_path(net.inputs, net.output, net.sizes, optimizer)
-        path, sliced = _fit(net, path, dtype, max_memory, what)
-        if disk is not None:
-            disk.put(disk_key, path, sliced)
+        path, sliced = _search(net, dtype, max_memory, optimizer, cache_dir, what)
     consts = {p: a for p, a in net.consts.items()}
     program = build_program(net.inputs, net.output, net.sizes, path, consts=consts,
                             sliced=sliced, dtype=DTYPES[dtype][0])  # fmt: skip
@@ -379,6 +457,54 @@ def get_plan(
     while len(_PLANS) > MAX_CACHED_PLANS:
         _PLANS.popitem(last=False)
     return plan
+
+
+def _search(net: Network, dtype: str, max_memory: int, optimizer, cache_dir, what: str):
+    """``(path, sliced)`` for ``net``: from the disk cache, or searched and fitted."""
+    opt_key = optimizer_key(optimizer)
+    disk = PathCache.from_setting(cache_dir) if opt_key is not None else None
+    disk_key = None
+    found = None
+    if disk is not None:
+        disk_key = PathCache.key(net.inputs, net.output, net.sizes, opt_key, (dtype, max_memory))
+        found = disk.get(disk_key)
+    if found is not None:
+        PLAN_STATS["disk_hits"] += 1
+        return found
+    PLAN_STATS["searches"] += 1
+    if optimizer is None or optimizer == "auto" or isinstance(optimizer, AutoPlanner):
+        # fail fast on a hopeless estimate from a cheap greedy path. Greedy can overestimate
+        # by far (a 24-qubit depth-100 random circuit: 24 TiB by greedy, width 28 by the
+        # search), so anything short of hopeless is searched and its path checked below.
+        quick = search_path(net.inputs, net.output, net.sizes, "greedy")
+        if _peak(net, quick, DTYPES[dtype][0]) > max_memory * _HOPELESS:
+            _fit(net, quick, dtype, max_memory, what)  # raises, stating the estimate
+    path = search_path(net.inputs, net.output, net.sizes, optimizer)
+    path, sliced = _fit(net, path, dtype, max_memory, what)
+    if disk is not None:
+        disk.put(disk_key, path, sliced)
+    return path, sliced
+
+
+def _search_on_process_0(net: Network, dtype, max_memory, optimizer, cache_dir, what):
+    """:func:`_search` on JAX process 0, its result broadcast to every process (in one
+    process: the same result, through the same encoding)."""
+    import jax
+
+    from qtn.simulation.scaleout import broadcast_path
+
+    path, sliced, error = None, (), None
+    if jax.process_index() == 0:
+        try:
+            path, sliced = _search(net, dtype, max_memory, optimizer, cache_dir, what)
+        except ContractionTooLargeError as e:  # the other processes must not wait forever
+            error = e
+    try:
+        return broadcast_path(net, path, sliced, None if error is None else str(error))
+    except ContractionTooLargeError:
+        if error is not None:
+            raise error from None
+        raise
 
 
 def _check_sizes(net: Network, itemsize: int, limit: int, what: str, results: int = 0) -> None:

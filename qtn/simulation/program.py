@@ -139,6 +139,66 @@ class Program:
         zero = jnp.zeros(self.output_shape, dtype)
         return jax.lax.scan(body, zero, jnp.arange(self.n_slices))[0]
 
+    def slice_sum(self, consts, variables, xp=np, start=0, count=None):
+        """The sum of slices ``start, ..., start + count - 1`` (default: to the last one).
+
+        A slice range is one worker's share of a sliced contraction: the partial sums
+        of disjoint ranges add up to :meth:`__call__`. Slice numbers at or past
+        :attr:`n_slices` contribute exactly zero, so equal ranges may overrun the end
+        (the padding of the last device or task). Under numpy ``start`` and ``count``
+        are integers; under JAX ``start`` may be traced (a device's or a task's
+        offset: one compiled program for every range) while ``count`` stays a static
+        integer. Differentiable under JAX.
+
+        Examples
+        --------
+        With ``prog.n_slices == 8``, two workers' halves give the whole contraction::
+
+            first = prog.slice_sum(consts, variables, np, 0, 4)
+            first + prog.slice_sum(consts, variables, np, 4, 4)  # == prog(consts, variables)
+        """
+        n = self.n_slices
+        if count is None:
+            count = n - int(start)
+        count = int(count)
+        if count < 1:
+            raise ValueError(f"count must be a positive number of slices, got {count}")
+        sliced = bool(self.sliced)
+        if xp is np:
+            total = None
+            for s in range(int(start), min(int(start) + count, n)):
+                part = self._run(consts, variables, np, self._slice_values(s, np) if sliced
+                                 else None)  # fmt: skip
+                total = part if total is None else total + part
+            if total is None:  # the whole range lies past the last slice
+                dtype = np.result_type(*consts, *variables) if (consts or variables) else None
+                total = np.zeros(self.output_shape, dtype or np.complex64)
+            return total
+        import jax
+        import jax.numpy as jnp
+
+        exact = isinstance(start, int | np.integer) and int(start) + count <= n
+
+        def part(s):
+            if exact:
+                values = self._slice_values(s, jnp) if sliced else None
+                return self._run(consts, variables, jnp, values)
+            valid = s < n
+            s = jnp.where(valid, s, 0)
+            values = self._slice_values(s, jnp) if sliced else None
+            return jnp.where(valid, self._run(consts, variables, jnp, values), 0)
+
+        # the first slice starts the sum (no zero carry): inside jax.shard_map the carry
+        # must vary over the mesh axis like the per-device slices it accumulates
+        acc = part(start)
+        if count == 1:
+            return acc
+
+        def body(acc, i):
+            return acc + part(start + i), None
+
+        return jax.lax.scan(body, acc, jnp.arange(1, count))[0]
+
     def _slice_values(self, s, xp):
         values, rest = {}, s
         for ix, d in reversed(self.sliced):

@@ -109,7 +109,7 @@ def sample_chain(sim, rng, shots, qubits, params, data, *, block: int = 10, stat
         for lo in range(0, len(qubits), block):
             prefix, blk = qubits[:lo], qubits[lo : lo + block]
             plan = sim.plan("cond", prefix, blk)
-            fn = plan.function((False, False, False, False, True), sim.interface)
+            fn = plan.function((False, False, False, False, True), sim.interface, sim.mesh)
             probs = np.real(np.asarray(fn(p, x, s, None, out[:, :lo]))).astype(np.float64)
             probs = np.clip(probs.reshape(shots, -1), 0, None)
             probs /= probs.sum(1, keepdims=True)

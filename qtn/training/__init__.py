@@ -2,7 +2,8 @@
 
 - ``losses.py``: the loss registry (``register_loss``, ``list_losses``).
 - ``fit.py``: :class:`FitConfig` (validated), the method registry and :func:`fit`.
-- ``gradient.py``: jitted optax epochs from any ``forward(params, phi)``.
+- ``gradient.py``: jitted optax epochs from any ``forward(params, phi)``, on one device or
+  split over a mesh of devices (``FitConfig(devices=...)``, across processes too).
 - ``sweep.py``: two-site sweeps of MPS classifiers on the MPS core.
 - ``born_sweep.py``: canonical two-site NLL sweeps of MPS Born machines (Z exact).
 - ``tree_sweep.py``: one-tensor sweeps of TTN classifiers with cached environments.

@@ -30,11 +30,15 @@ from qtn.errors import NonFiniteError
 from qtn.training.born_sweep import born_sweep_epoch, born_sweep_init, check_one_hot
 from qtn.training.evaluate import evaluate
 from qtn.training.gradient import (
+    agree,
     batch_indices,
+    check_same_data,
     epoch_mesh,
     make_epoch,
+    pad_batches,
     replicate,
     split_batches,
+    to_local,
 )
 from qtn.training.losses import get_loss, list_losses
 from qtn.training.sweep import QUADRATIC_LOSSES, env_memory_bytes, sweep_epoch, sweep_init
@@ -108,6 +112,20 @@ class FitConfig:
     gradient ``min(1e-3, 0.032 / bond_dim)`` and 30 epochs, sweeps 1e-4 (100 with a
     quadratic loss: the proximal step size) and 5.
     See :class:`qtn.MPSClassifier` for the meaning of every field.
+
+    ``devices`` (None, ``"all"``, an int, a sequence of jax devices or a
+    ``jax.sharding.Mesh``; see :func:`qtn._devices.device_mesh`) splits every minibatch
+    of gradient training over that mesh; the sweep methods refuse it (they run on one
+    device).
+
+    Examples
+    --------
+    >>> FitConfig(batch_size=32, devices=1).mesh().shape["batch"]
+    1
+    >>> FitConfig(method="sweep", devices="all")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: devices='all' splits gradient training over devices; method='sweep' runs ...
     """
 
     method: str = "gradient"
@@ -126,6 +144,7 @@ class FitConfig:
     tol: float = 1e-4
     verbose: int = 0
     max_seconds: float | None = None
+    devices: object = None
 
     def __post_init__(self):
         if self.method not in _METHODS:
@@ -160,6 +179,22 @@ class FitConfig:
         _real("max_seconds", self.max_seconds, positive=True, allow_none=True)
         if not isinstance(self.early_stopping, bool | np.bool_):
             raise ValueError(f"early_stopping must be a bool, got {self.early_stopping!r}")
+        if self.devices is not None:
+            from qtn._devices import device_mesh
+
+            device_mesh(self.devices)  # raises ValueError / TypeError naming devices
+            if self.method != "gradient":
+                raise ValueError(
+                    f"devices={self.devices!r} splits gradient training over devices; "
+                    f"method={self.method!r} runs on one device: use method='gradient' or "
+                    "devices=None"
+                )
+
+    def mesh(self):
+        """The mesh ``devices`` names (None for ``devices=None``)."""
+        from qtn._devices import device_mesh
+
+        return device_mesh(self.devices)
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -219,6 +254,7 @@ def fit(
     y = jnp.zeros(n, jnp.int32) if y is None else jnp.asarray(y)
     w = jnp.ones(n, phi.dtype) if sample_weight is None else jnp.asarray(sample_weight, phi.dtype)
     params, state = method.init(forward, params, phi, y, w, config, rng)
+    mesh = config.mesh()  # a mesh across processes: every process takes the same decisions
     history: list[dict] = []
     info: dict = {}
     stop = EpochMonitor(config, params)
@@ -244,10 +280,20 @@ def fit(
         history.append(rec)
         shown = ("loss", "accuracy", "val_accuracy")
         bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k in shown and v is not None})
-        if stop.update(epoch, monitor, params, info):
+        if _stop(stop, mesh, epoch, monitor, params, info):
             break
     bar.close()
     return stop.final(params, info), history, info
+
+
+def _stop(monitor: EpochMonitor, mesh, epoch, loss, params, info) -> bool:
+    """``monitor.update``, agreed by every process of a mesh spanning processes (only the
+    time limit can differ between them: the losses are the same everywhere)."""
+    stop = monitor.update(epoch, loss, params, info)
+    agreed = agree(mesh, stop)
+    if agreed and not stop:
+        info.setdefault("stopped_at_time_limit", epoch)
+    return agreed
 
 
 class EpochMonitor:
@@ -309,24 +355,31 @@ def _gradient_init(forward, params, phi, y, w, config, rng):
     opt = config.optimizer or default_optimizer(
         config.resolved_learning_rate(params), config.clip_norm, config.lr_schedule, steps
     )
-    # with several devices (one per core on CPU), each minibatch is split over them
-    mesh = epoch_mesh(config.batch_size, params)
+    # each minibatch is split over the devices that ``devices`` names, or, without it,
+    # over every local device (one per core on CPU) when that pays
+    mesh = epoch_mesh(config.batch_size, params, config.devices)
+    check_same_data(mesh, phi, y, w, *leaves)  # across processes: the same everywhere
     epoch_fn = make_epoch(forward, config.loss, opt, float(config.l2), mesh)
     data = replicate(mesh, (phi, y, w))  # placed once for every epoch
     return params, (replicate(mesh, opt.init(params)), epoch_fn, mesh, data)
 
 
 def _gradient_epoch(forward, params, state, phi, y, w, config, rng):
+    from qtn._devices import batch_shards
+
     opt_state, epoch_fn, mesh, (phi, y, w) = state
-    idx, mask = split_batches(mesh, *batch_indices(phi.shape[0], config.batch_size, rng))
+    # minibatches padded with zero-weight rows to a multiple of the devices on the mesh
+    idx, mask = pad_batches(*batch_indices(phi.shape[0], config.batch_size, rng),
+                            batch_shards(mesh))  # fmt: skip
+    idx, mask = split_batches(mesh, idx, mask)
     params, opt_state, stats = epoch_fn(replicate(mesh, params), opt_state, phi, y, w, idx, mask)
     state = (opt_state, epoch_fn, mesh, (phi, y, w))
-    if mesh is not None:  # hand back ordinary single-device arrays (the default device's)
-        params = jax.device_put(params, jax.devices()[0])
+    # hand back ordinary arrays on this process's default device (on every process)
+    params, stats = to_local(mesh, (params, stats))
     stats = np.asarray(stats, dtype=np.float64).sum(0)
     loss = float(stats[0] / stats[2])
     acc = float(stats[1] / stats[2]) if get_loss(config.loss).supervised else None
-    return params, state, {"loss": loss, "accuracy": acc}
+    return params, state, {"loss": loss, "accuracy": acc, "batch_shards": batch_shards(mesh)}
 
 
 def _gradient_lr(params) -> float:

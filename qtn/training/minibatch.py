@@ -20,8 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from qtn._devices import batch_shards
 from qtn.training.evaluate import evaluate
-from qtn.training.fit import EpochMonitor, FitConfig, _check_finite
+from qtn.training.fit import EpochMonitor, FitConfig, _check_finite, _stop
+from qtn.training.gradient import check_same_data, place, replicate, to_local
 from qtn.training.spsa import SPSAConfig, spsa_minimize
 
 __all__ = ["fit_batch_loss"]
@@ -67,6 +69,12 @@ def fit_batch_loss(
     sample_weight, validation, seed, desc
         As for :func:`fit`; ``val_loss`` is ``batch_loss`` on the validation data.
 
+    With ``config.devices`` (see :func:`qtn._devices.device_mesh`) every minibatch is
+    split over that mesh's ``"batch"`` axis, the parameters and optimizer state
+    replicated, and each step (or SPSA loss evaluation) runs there; XLA sums across
+    devices. A minibatch is padded with zero-weight rows to a multiple of the device
+    count, so ``batch_loss`` must weight its rows by ``w_b`` (as a weighted mean does).
+
     Examples
     --------
     >>> import jax.numpy as jnp
@@ -105,8 +113,11 @@ def fit_batch_loss(
     rng = np.random.default_rng(seed)
     bs = min(int(config.batch_size), n)
     steps_per_epoch = -(-n // bs)
+    mesh = config.mesh()
+    check_same_data(mesh, phi, y, w, *jax.tree_util.tree_leaves(params))
+    rows = _batch_rows(mesh, phi, y, w)
     history: list[dict] = []
-    info: dict = {}
+    info: dict = {"batch_shards": batch_shards(mesh)}
     if spsa is not None:
         info["spsa"] = {k: getattr(spsa, k) for k in ("a", "b", "A", "s", "t", "gamma")}
         flat, unravel = ravel_pytree(params)
@@ -119,6 +130,9 @@ def fit_batch_loss(
         )
         opt_state = opt.init(params)
         grad = jax.jit(jax.value_and_grad(batch))
+        if mesh is not None:  # one jitted step on the mesh, its results replicated
+            step = _mesh_step(mesh, batch_loss, opt)
+            params, opt_state = replicate(mesh, (params, opt_state))
     stop = EpochMonitor(config, params)
     name = "spsa" if spsa is not None else "gradient"
     bar = tqdm(range(config.resolved_epochs()), desc=f"{desc} ({name})",
@@ -132,8 +146,8 @@ def fit_batch_loss(
 
             def fn(th, k, _b=batches, _k0=k0):
                 idx = _b[k - _k0]
-                p = unravel(jnp.asarray(th, flat.dtype))
-                return float(batch(p, phi[idx], y[idx], w[idx]))
+                p = replicate(mesh, unravel(jnp.asarray(th, flat.dtype)))
+                return float(batch(p, *rows(idx)))
 
             theta, hist, velocity = spsa_minimize(
                 fn, theta, len(batches), spsa, seed=seed + epoch, start=k0, velocity=velocity
@@ -144,24 +158,64 @@ def fit_batch_loss(
         else:
             losses = []
             for idx in batches:
-                val, g = grad(params, phi[idx], y[idx], w[idx])
-                upd, opt_state = opt.update(g, opt_state, params)
-                params = optax.apply_updates(params, upd)
+                if mesh is not None:
+                    params, opt_state, val = step(params, opt_state, *rows(idx))
+                else:
+                    val, g = grad(params, phi[idx], y[idx], w[idx])
+                    upd, opt_state = opt.update(g, opt_state, params)
+                    params = optax.apply_updates(params, upd)
                 losses.append(float(val))
-        _, acc = evaluate(forward, params, phi, y, "nll")
+        local = to_local(mesh, params) if spsa is None else params
+        _, acc = evaluate(forward, local, phi, y, "nll")
         rec = {"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": acc,
                "seconds": time.perf_counter() - t0}  # fmt: skip
-        _check_finite(params, rec["loss"], epoch)
+        _check_finite(local, rec["loss"], epoch)
         monitor = rec["loss"]
         if validation is not None:
             vphi, vy = jnp.asarray(validation[0]), jnp.asarray(validation[1])
-            vl = float(batch(params, vphi, vy, jnp.ones(len(vy), phi.dtype)))
-            rec.update(val_loss=vl, val_accuracy=evaluate(forward, params, vphi, vy, "nll")[1])
+            vl = float(batch(local, vphi, vy, jnp.ones(len(vy), phi.dtype)))
+            rec.update(val_loss=vl, val_accuracy=evaluate(forward, local, vphi, vy, "nll")[1])
             monitor = vl
         history.append(rec)
         bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items()
                          if k in ("loss", "accuracy", "val_accuracy")})  # fmt: skip
-        if stop.update(epoch, monitor, params, info):
+        if _stop(stop, mesh, epoch, monitor, local, info):
             break
     bar.close()
-    return stop.final(params, info), history, info
+    return stop.final(to_local(mesh, params) if spsa is None else params, info), history, info
+
+
+def _batch_rows(mesh, phi, y, w):
+    """``rows(idx) -> (phi_b, y_b, w_b)``: the minibatch ``idx``, on one device, or padded
+    with zero-weight rows to a multiple of the mesh's devices and split over them."""
+    if mesh is None:
+        return lambda idx: (phi[idx], y[idx], w[idx])
+    from jax.sharding import PartitionSpec
+
+    shards = batch_shards(mesh)
+
+    def rows(idx):
+        pad = -len(idx) % shards
+        full = np.concatenate([idx, np.zeros(pad, dtype=idx.dtype)])
+        keep = jnp.asarray(np.concatenate([np.ones(len(idx)), np.zeros(pad)]), w.dtype)
+        return place(mesh, (phi[full], y[full], w[full] * keep), PartitionSpec("batch"))
+
+    return rows
+
+
+def _mesh_step(mesh, batch_loss, opt):
+    """A jitted optax step on ``mesh``: rows sharded, results replicated."""
+    import optax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    every = NamedSharding(mesh, PartitionSpec())
+    grad = jax.value_and_grad(batch_loss)
+
+    @jax.jit
+    def step(params, opt_state, xb, yb, wb):
+        val, g = grad(params, xb, yb, wb)
+        upd, opt_state = opt.update(g, opt_state, params)
+        out = (optax.apply_updates(params, upd), opt_state, val)
+        return jax.lax.with_sharding_constraint(out, every)
+
+    return step
