@@ -154,6 +154,7 @@ def case_mnist(args):
             "local_steps": born.local_steps, "learning_rate": born.learning_rate,
             "skipped_bonds_per_sweep": [h.get("skipped_bonds") for h in born.history_],
             "svd_retries_per_sweep": [h.get("svd_retries") for h in born.history_],
+            "kernel_fallbacks_per_sweep": [h.get("kernel_fallbacks") for h in born.history_],
             "memory_estimate_gib": round(need, 2), "time_budget_s": args.time_budget,
             **machine(),
         })  # fmt: skip

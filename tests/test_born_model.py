@@ -289,6 +289,7 @@ def test_born_sweep_kernel_falls_back_to_direct_steps(x64, monkeypatch):
                 m, state, phi, w, learning_rate=0.1, cutoff=1e-12, local_steps=3, kernel=kernel
             )
             out.append((loss, to_dense(m)))
+            assert state.kernel_fallbacks == (2 * 5 if kernel else 0)
     finally:
         bs._make_update.cache_clear()
     np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-12)

@@ -68,6 +68,9 @@ class BornSweepState:
     skipped: int = 0
     #: bond updates of the last epoch whose SVD was redone by QR iteration (gesdd failed)
     svd_retries: int = 0
+    #: bond updates of the last epoch whose Gram-matrix steps lost their unit norm to
+    #: rounding and were redone by the direct steps
+    kernel_fallbacks: int = 0
 
 
 @jax.jit
@@ -188,8 +191,10 @@ def _make_update(
             wk = w.astype(a.dtype)
             fast, ok = _kernel_descent(theta0, lenv, renv, pi, pj, wk, lr, steps)
             theta = jax.lax.cond(ok, lambda t: t[0], lambda t: direct(t[1]), (fast, theta0))
+            fell_back = ~ok
         else:
             theta = direct(theta0)
+            fell_back = jnp.zeros((), bool)
         # a non-finite or vanishing iterate (float32 breakdown) is never split: the bond keeps
         # its state and is counted, instead of NaN cores (and Z = 0) spreading down the chain
         good = jnp.all(jnp.isfinite(theta)) & (jnp.sum(jnp.abs(theta) ** 2) > _TINY)
@@ -212,7 +217,7 @@ def _make_update(
         else:
             loss = jnp.zeros((), jnp.real(a).dtype)
         env, logs = _advance(lenv, llog, new_a, pi)
-        flags = jnp.stack([~good, failed]).astype(jnp.int32)
+        flags = jnp.stack([~good, failed, fell_back]).astype(jnp.int32)
         return new_a, new_b, env, logs, loss, rank, discarded, flags
 
     return update
@@ -274,11 +279,11 @@ def _mirror(items: list, transpose: bool = False) -> list:
 
 def _right_sweep(cores, envs_l, logs_l, envs_r, logs_r, phi, w, updates, bar=None):
     """Move the centre from 0 to N-1, updating each bond; returns (last loss, ranks, worst,
-    [bonds whose steps broke down, bonds whose SVD was redone]).
+    [bonds whose steps broke down, bonds whose SVD was redone, Gram-step fallbacks]).
 
     ``updates`` = (update without the loss, update with it): only the last bond's loss is kept.
     """
-    ranks, worst, loss, flags = [], jnp.zeros(()), None, jnp.zeros(2, jnp.int32)
+    ranks, worst, loss, flags = [], jnp.zeros(()), None, jnp.zeros(3, jnp.int32)
     for i in range(len(cores) - 1):
         if bar is not None:
             bar.update(1)

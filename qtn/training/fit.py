@@ -267,7 +267,7 @@ def fit(
         info.update(stats)
         _check_finite(params, loss, epoch)
         rec = {"epoch": epoch, "loss": loss, "accuracy": acc, "seconds": time.perf_counter() - t0}
-        for key in ("skipped_bonds", "svd_retries"):  # Born sweeps: float breakdowns met
+        for key in ("skipped_bonds", "svd_retries", "kernel_fallbacks"):  # Born sweeps: float breakdowns met
             if key in stats:
                 rec[key] = stats[key]
         monitor = loss
@@ -474,7 +474,8 @@ def _born_sweep_epoch(forward, params, state, phi, y, w, config, rng):
     return params, state, {"loss": loss, "accuracy": None, "bond_ranks": state.ranks,
                            "max_discarded_weight": state.max_discarded,
                            "skipped_bonds": state.skipped,
-                           "svd_retries": state.svd_retries}  # fmt: skip
+                           "svd_retries": state.svd_retries,
+                           "kernel_fallbacks": state.kernel_fallbacks}  # fmt: skip
 
 
 register_method(Method("born_sweep", _born_sweep_init, _born_sweep_epoch, 10, lambda p: 0.05))
