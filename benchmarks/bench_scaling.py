@@ -119,23 +119,37 @@ def part_training(args):
 
 
 def brickwork(n, depth, seed=0):
-    from qtn.circuit import Circuit
+    """RY(pi x_q) data encoding, then ``depth`` brickwork layers of RZZ(theta_k) and a random
+    constant SU(4) on neighbours: the trainable and data angles keep the tensors variable
+    (a circuit of constants only is folded whole at planning time, and nothing is sliced)."""
+    from qtn.circuit import Circuit, Feature, Trainable
 
     rng = np.random.default_rng(seed)
     c = Circuit(n)
+    for q in range(n):
+        c.ry(Feature(q), q)
+    k = 0
     for d in range(depth):
         for a in range(d % 2, n - 1, 2):
+            c.rzz(Trainable(k), a, a + 1)
             c.gate("su4", *rng.normal(size=15), a, a + 1)
+            k += 1
     return c
 
 
+def _inputs(c, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=c.n_params), rng.random(c.n_features)
+
+
 def _timed_amplitude(sim, bits, reps=2):
+    theta, x = _inputs(sim.circuit)
     t0 = time.perf_counter()
-    first = sim.amplitude(bits)
+    first = sim.amplitude(bits, params=theta, data=x)
     first_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(reps):
-        val = sim.amplitude(bits)
+        val = sim.amplitude(bits, params=theta, data=x)
     return complex(np.asarray(val).ravel()[0]), first_s, (time.perf_counter() - t0) / reps, first
 
 
