@@ -267,7 +267,8 @@ def fit(
         info.update(stats)
         _check_finite(params, loss, epoch)
         rec = {"epoch": epoch, "loss": loss, "accuracy": acc, "seconds": time.perf_counter() - t0}
-        for key in ("skipped_bonds", "svd_retries", "kernel_fallbacks"):  # Born sweeps: float breakdowns met
+        # Born sweeps: the float32 breakdowns met and handled in this epoch
+        for key in ("skipped_bonds", "svd_retries", "kernel_fallbacks"):
             if key in stats:
                 rec[key] = stats[key]
         monitor = loss
