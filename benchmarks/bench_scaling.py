@@ -67,6 +67,7 @@ def _in_subprocess(args, part: str, n_devices: int) -> list[dict]:
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     cmd += ["--n-train", str(args.n_train), "--epochs", str(args.epochs)]
+    cmd += ["--bond-dim", str(args.bond_dim)]
     cmd += ["--depth", str(args.depth), "--max-memory", args.max_memory]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:

@@ -13,7 +13,14 @@ import numpy as np
 
 from qtn.errors import ContractionTooLargeError
 
-__all__ = ["real_array", "format_bytes", "memory_limit", "check_model_bytes"]
+__all__ = ["real_array", "format_bytes", "memory_limit", "check_model_bytes", "is_dask_array"]
+
+
+def is_dask_array(value) -> bool:
+    """Whether ``value`` is a ``dask.array.Array``, without importing Dask (if
+    ``dask.array`` was never imported, nothing can be one)."""
+    da = sys.modules.get("dask.array")
+    return da is not None and isinstance(value, da.Array)
 
 
 def real_array(name: str, values, dtype=float, *, finite: bool = True) -> np.ndarray:

@@ -15,17 +15,12 @@ Dask is imported only when X is a Dask array (qtn itself does not need it): if
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 
+from qtn._checks import is_dask_array
+
 __all__ = ["is_dask_array", "map_row_chunks"]
-
-
-def is_dask_array(X) -> bool:
-    """Whether X is a ``dask.array.Array`` (without importing Dask)."""
-    da = sys.modules.get("dask.array")
-    return da is not None and isinstance(X, da.Array)
 
 
 def _call(block, estimator, method: str, kwargs: dict):

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from qtn._checks import is_dask_array
 from qtn._jax import x64_if
 from qtn.simulation.plan import DTYPES
 
@@ -336,11 +337,6 @@ def _rows_task(plan, interface, flags, p, x, s, bra):
 
 
 # ----------------------------------------------------------------------------- Dask arrays
-
-
-def is_dask_array(value) -> bool:
-    """True for a ``dask.array.Array`` (checked without importing Dask)."""
-    return type(value).__module__.startswith("dask.") and hasattr(value, "map_blocks")
 
 
 #: the batched number of dimensions of each per-call input
